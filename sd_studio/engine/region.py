@@ -45,6 +45,10 @@ class RegionPlan:
         """True when the crop goes to the model unscaled."""
         return self.bounds.extent == self.target
 
+    def unscaled(self) -> "RegionPlan":
+        """The same crop at its own size (for fills that need no model resolution; sides may not be multiples of 8)."""
+        return RegionPlan(self.bounds, self.bounds.extent)
+
 
 def mask_bounds(mask: np.ndarray) -> Bounds:
     """The smallest rectangle holding every non-zero pixel of a (H, W) mask (empty if none)."""
