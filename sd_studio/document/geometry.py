@@ -149,7 +149,9 @@ class Bounds(NamedTuple):
         return Bounds(x, y, w, h)
 
     def snap_out(self, n: int) -> "Bounds":
-        """Grown outwards so every edge lies on a multiple of n."""
+        """Grown outwards so every edge lies on a multiple of n (an empty rectangle stays empty)."""
+        if self.is_empty:
+            return self
         x0 = (self.x // n) * n
         y0 = (self.y // n) * n
         x1 = -((-self.right) // n) * n

@@ -27,6 +27,9 @@ class History:
         self._index = 0
         self._clean: int | None = 0
         self._arrays: dict[int, list] = {}  # id(array) -> [nbytes, refcount, array]
+        # What each entry retained, so release matches retain even if the command's arrays()
+        # changes meanwhile (AddLayer reports its layer's current tiles, which later strokes replace).
+        self._held: dict[int, list] = {}
         self.on_change: Callable[[], None] | None = None
 
     # -- state -------------------------------------------------------------------------------
@@ -116,13 +119,15 @@ class History:
         """Forget every entry (the document stays as it is)."""
         self._entries.clear()
         self._arrays.clear()
+        self._held.clear()
         self._index = 0
         self._clean = None
         self._changed()
 
     # -- memory ------------------------------------------------------------------------------
     def _retain(self, command: "Command") -> None:
-        for array in command.arrays():
+        arrays = self._held[id(command)] = list(command.arrays())
+        for array in arrays:
             entry = self._arrays.get(id(array))
             if entry is None:
                 self._arrays[id(array)] = [array.nbytes, 1, array]
@@ -130,7 +135,7 @@ class History:
                 entry[1] += 1
 
     def _release(self, command: "Command") -> None:
-        for array in command.arrays():
+        for array in self._held.pop(id(command), ()):
             entry = self._arrays.get(id(array))
             if entry is not None:
                 entry[1] -= 1

@@ -192,5 +192,5 @@ class Surface:
         if self.channels != other.channels or self._tiles.keys() != other._tiles.keys():
             return False
         return all(
-            a is b or np.array_equal(a, other._tiles[k]) for k, a in self._tiles.items()
+            a is other._tiles[k] or np.array_equal(a, other._tiles[k]) for k, a in self._tiles.items()
         )
