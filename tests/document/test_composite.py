@@ -1,0 +1,308 @@
+"""flatten against an independent per-pixel reference of the W3C Compositing and Blending formulas."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from sd_studio.document import composite
+from sd_studio.document.composite import _flatten, flatten
+from sd_studio.document.geometry import Bounds, Point
+from sd_studio.document.layer import BlendMode, Layer
+from sd_studio.document.surface import Surface
+
+# -- the reference: plain Python floats, one pixel at a time, straight from the spec text ---------
+# https://www.w3.org/TR/compositing-1/ sections 5.3 (general formula), 9.1.4 (source-over),
+# 10.2 (separable modes), 10.3 (non-separable modes), and Porter-Duff "lighter" for svg:plus.
+
+
+def ref_multiply(b, s):
+    return b * s
+
+
+def ref_screen(b, s):
+    return b + s - (b * s)
+
+
+def ref_hard_light(b, s):
+    if s <= 0.5:
+        return ref_multiply(b, 2 * s)
+    return ref_screen(b, 2 * s - 1)
+
+
+def ref_overlay(b, s):
+    return ref_hard_light(s, b)
+
+
+def ref_color_dodge(b, s):
+    if b == 0:
+        return 0.0
+    if s == 1:
+        return 1.0
+    return min(1.0, b / (1 - s))
+
+
+def ref_color_burn(b, s):
+    if b == 1:
+        return 1.0
+    if s == 0:
+        return 0.0
+    return 1 - min(1.0, (1 - b) / s)
+
+
+def ref_soft_light(b, s):
+    if s <= 0.5:
+        return b - (1 - 2 * s) * b * (1 - b)
+    d = ((16 * b - 12) * b + 4) * b if b <= 0.25 else math.sqrt(b)
+    return b + (2 * s - 1) * (d - b)
+
+
+SEPARABLE = {
+    BlendMode.SRC_OVER: lambda b, s: s,
+    BlendMode.MULTIPLY: ref_multiply,
+    BlendMode.SCREEN: ref_screen,
+    BlendMode.OVERLAY: ref_overlay,
+    BlendMode.DARKEN: min,
+    BlendMode.LIGHTEN: max,
+    BlendMode.COLOR_DODGE: ref_color_dodge,
+    BlendMode.COLOR_BURN: ref_color_burn,
+    BlendMode.HARD_LIGHT: ref_hard_light,
+    BlendMode.SOFT_LIGHT: ref_soft_light,
+    BlendMode.DIFFERENCE: lambda b, s: abs(b - s),
+}
+
+
+def lum(c):
+    return 0.3 * c[0] + 0.59 * c[1] + 0.11 * c[2]
+
+
+def clip_color(c):
+    l = lum(c)
+    n = min(c)
+    x = max(c)
+    if n < 0:
+        c = [l + (v - l) * l / (l - n) for v in c]
+    if x > 1:
+        c = [l + (v - l) * (1 - l) / (x - l) for v in c]
+    return c
+
+
+def set_lum(c, l):
+    d = l - lum(c)
+    return clip_color([v + d for v in c])
+
+
+def sat(c):
+    return max(c) - min(c)
+
+
+def set_sat(c, s):
+    cmin, cmid, cmax = sorted(range(3), key=lambda i: c[i])
+    out = [0.0, 0.0, 0.0]
+    if c[cmax] > c[cmin]:
+        out[cmid] = ((c[cmid] - c[cmin]) * s) / (c[cmax] - c[cmin])
+        out[cmax] = s
+    return out
+
+
+NON_SEPARABLE = {
+    BlendMode.HUE: lambda cb, cs: set_lum(set_sat(cs, sat(cb)), lum(cb)),
+    BlendMode.SATURATION: lambda cb, cs: set_lum(set_sat(cb, sat(cs)), lum(cb)),
+    BlendMode.COLOR: lambda cb, cs: set_lum(cs, lum(cb)),
+    BlendMode.LUMINOSITY: lambda cb, cs: set_lum(cb, lum(cs)),
+}
+
+
+def ref_pixel(mode, backdrop, source, opacity):
+    """One straight-alpha pixel (floats in [0, 1]) of source composited onto backdrop."""
+    cb, ab = backdrop[:3], backdrop[3]
+    cs, as_ = source[:3], source[3] * opacity
+    if mode is BlendMode.PLUS:
+        co = [min(1.0, s * as_ + b * ab) for s, b in zip(cs, cb)]
+        ao = min(1.0, as_ + ab)
+    else:
+        if mode in NON_SEPARABLE:
+            mixed = NON_SEPARABLE[mode](cb, cs)
+        else:
+            mixed = [SEPARABLE[mode](b, s) for b, s in zip(cb, cs)]
+        cs = [(1 - ab) * s + ab * m for s, m in zip(cs, mixed)]
+        co = [as_ * s + ab * b * (1 - as_) for s, b in zip(cs, cb)]
+        ao = as_ + ab * (1 - as_)
+    if ao == 0:
+        return [0.0, 0.0, 0.0, 0.0]
+    return [c / ao for c in co] + [ao]
+
+
+def ref_flatten(layers, bounds):
+    """The reference flatten: every pixel through every visible layer, rounded once at the end."""
+    out = np.zeros((bounds.height, bounds.width, 4), np.uint8)
+    planes = [(layer, layer.read(bounds)) for layer in layers if layer.visible]
+    for y in range(bounds.height):
+        for x in range(bounds.width):
+            px = [0.0, 0.0, 0.0, 0.0]
+            for layer, pixels in planes:
+                px = ref_pixel(layer.blend_mode, px, [v / 255 for v in pixels[y, x].tolist()], layer.opacity)
+            rounded = [math.floor(min(1.0, max(0.0, v)) * 255 + 0.5) for v in px]
+            out[y, x] = rounded if rounded[3] else [0, 0, 0, 0]
+    return out
+
+
+# -- fixtures -----------------------------------------------------------------------------------
+EDGE_VALUES = np.array([0, 0, 1, 63, 64, 127, 128, 191, 254, 255, 255], np.uint8)
+
+
+def random_pixels(rng, h, w):
+    """Random straight RGBA with many edge values (0, 255, near 0.25 and 0.5) where modes branch."""
+    px = rng.integers(0, 256, (h, w, 4), dtype=np.uint8)
+    edges = rng.random((h, w, 4)) < 0.35
+    px[edges] = rng.choice(EDGE_VALUES, int(edges.sum()))
+    px[px[..., 3] == 0] = 0
+    return px
+
+
+def make_layer(pixels, offset=(0, 0), mode=BlendMode.SRC_OVER, opacity=1.0, visible=True):
+    surface = Surface(4)
+    surface.write(0, 0, pixels)
+    return Layer(surface=surface, offset=Point(*offset), blend_mode=mode, opacity=opacity, visible=visible)
+
+
+def assert_close(got, want):
+    # Tolerance 1 level: the implementation works in float32 (numpy, and libvips's vector path),
+    # the reference in float64; both round to nearest once at the end, so a value lying within
+    # float32's error of a .5 boundary may land one level apart, never more.
+    assert got.shape == want.shape and got.dtype == np.uint8
+    diff = np.abs(got.astype(int) - want.astype(int))
+    worst = np.unravel_index(np.argmax(diff), diff.shape)
+    assert diff.max() <= 1, f"off by {diff.max()} at {worst[:2]}: got {got[worst[:2]]}, want {want[worst[:2]]}"
+
+
+ALL_MODES = list(BlendMode)
+
+
+# -- tests --------------------------------------------------------------------------------------
+@pytest.mark.parametrize("use_vips", [False, True], ids=["numpy", "vips"])
+@pytest.mark.parametrize("mode", ALL_MODES, ids=[m.value for m in ALL_MODES])
+def test_each_mode_matches_the_reference(mode, use_vips):
+    rng = np.random.default_rng(list(BlendMode).index(mode))
+    bounds = Bounds(-3, -2, 23, 19)
+    below = make_layer(random_pixels(rng, 16, 20), offset=(-3, -2), opacity=float(rng.uniform(0.5, 1)))
+    above = make_layer(random_pixels(rng, 18, 15), offset=(2, -1), mode=mode, opacity=float(rng.uniform(0.3, 1)))
+    layers = [below, above]
+    assert_close(_flatten(layers, bounds, use_vips=use_vips), ref_flatten(layers, bounds))
+
+
+@pytest.mark.parametrize("mode", ALL_MODES, ids=[m.value for m in ALL_MODES])
+def test_each_mode_at_full_opacity_over_opaque_and_transparent(mode):
+    rng = np.random.default_rng(100 + list(BlendMode).index(mode))
+    bounds = Bounds(0, 0, 12, 12)
+    below = random_pixels(rng, 12, 12)
+    below[:6, :, 3] = 255  # half opaque backdrop, half random alpha including 0
+    layers = [make_layer(below), make_layer(random_pixels(rng, 12, 12), mode=mode)]
+    assert_close(_flatten(layers, bounds, use_vips=False), ref_flatten(layers, bounds))
+
+
+@pytest.mark.parametrize("use_vips", [False, True], ids=["numpy", "vips"])
+def test_a_mixed_stack_with_hidden_empty_and_offset_layers(use_vips):
+    rng = np.random.default_rng(7)
+    modes = [BlendMode.SRC_OVER, BlendMode.MULTIPLY, BlendMode.SRC_OVER, BlendMode.HUE, BlendMode.PLUS,
+             BlendMode.SRC_OVER, BlendMode.SOFT_LIGHT, BlendMode.SRC_OVER, BlendMode.LUMINOSITY, BlendMode.SCREEN]
+    layers = []
+    for i, mode in enumerate(modes):
+        h, w = rng.integers(5, 22, 2)
+        offset = tuple(int(v) for v in rng.integers(-8, 10, 2))
+        layers.append(make_layer(random_pixels(rng, h, w), offset, mode, float(rng.uniform(0.2, 1))))
+    layers[3].visible = False
+    layers.insert(5, Layer(surface=Surface(4)))  # empty
+    far = make_layer(random_pixels(rng, 4, 4), offset=(500, 500), mode=BlendMode.DIFFERENCE)
+    layers.insert(2, far)  # has tiles, but none inside bounds
+    bounds = Bounds(-6, -5, 30, 27)
+    assert_close(_flatten(layers, bounds, use_vips=use_vips), ref_flatten(layers, bounds))
+
+
+def test_plus_then_src_over_sees_the_clamped_sum():
+    # libvips keeps the plus sum unclamped inside one composite call; flatten must not.
+    white = np.full((2, 2, 4), 255, np.uint8)
+    black_half = np.zeros((2, 2, 4), np.uint8)
+    black_half[..., 3] = 255
+    layers = [make_layer(white), make_layer(white, mode=BlendMode.PLUS), make_layer(black_half, opacity=0.5)]
+    bounds = Bounds(0, 0, 2, 2)
+    want = ref_flatten(layers, bounds)
+    assert want[0, 0].tolist() == [128, 128, 128, 255]
+    for use_vips in (False, True):
+        assert_close(_flatten(layers, bounds, use_vips=use_vips), want)
+
+
+def test_known_values_from_the_spec():
+    def one(rgba):
+        return np.array([[rgba]], np.uint8)
+
+    bounds = Bounds(0, 0, 1, 1)
+    grey = one([128, 128, 128, 255])
+    white = one([255, 255, 255, 255])
+    black = one([0, 0, 0, 255])
+    red = one([255, 0, 0, 255])
+    green = one([0, 255, 0, 255])
+    cases = [
+        (white, grey, BlendMode.MULTIPLY, [128, 128, 128, 255]),
+        (black, white, BlendMode.COLOR_DODGE, [0, 0, 0, 255]),  # Cb = 0 wins over Cs = 1
+        (white, black, BlendMode.COLOR_BURN, [255, 255, 255, 255]),  # Cb = 1 wins over Cs = 0
+        (grey, white, BlendMode.DIFFERENCE, [127, 127, 127, 255]),
+        (grey, green, BlendMode.LUMINOSITY, [150, 150, 150, 255]),  # lum(green) = 0.59
+        (green, grey, BlendMode.SATURATION, [150, 150, 150, 255]),  # grey has no saturation
+        (green, red, BlendMode.HUE, [255, 106, 106, 255]),  # red hue at lum 0.59: clipped to 0.414
+        (red, red, BlendMode.PLUS, [255, 0, 0, 255]),
+    ]
+    for below, above, mode, want in cases:
+        got = flatten([make_layer(below), make_layer(above, mode=mode)], bounds)
+        assert got[0, 0].tolist() == want, mode
+        assert ref_flatten([make_layer(below), make_layer(above, mode=mode)], bounds)[0, 0].tolist() == want
+
+
+def test_hidden_and_zero_opacity_layers_change_nothing():
+    rng = np.random.default_rng(3)
+    base = make_layer(random_pixels(rng, 10, 10))
+    hidden = make_layer(random_pixels(rng, 10, 10), mode=BlendMode.DIFFERENCE, visible=False)
+    clear = make_layer(random_pixels(rng, 10, 10), mode=BlendMode.COLOR, opacity=0.0)
+    bounds = Bounds(0, 0, 10, 10)
+    expected = base.surface.read(bounds)
+    assert np.array_equal(flatten([base, hidden, clear], bounds), expected)
+
+
+def test_transparent_result_is_stored_as_zeros():
+    px = np.array([[[200, 100, 50, 1]]], np.uint8)
+    out = flatten([make_layer(px, opacity=0.2)], Bounds(0, 0, 1, 1))
+    assert out.tolist() == [[[0, 0, 0, 0]]]
+
+
+def test_empty_stack_and_empty_bounds():
+    assert flatten([], Bounds(0, 0, 3, 2)).shape == (2, 3, 4)
+    assert not flatten([], Bounds(0, 0, 3, 2)).any()
+    layer = make_layer(np.full((4, 4, 4), 9, np.uint8))
+    assert flatten([layer], Bounds(0, 0, 0, 5)).shape == (5, 0, 4)
+
+
+def test_flatten_area_large_enough_for_vips_agrees_with_numpy():
+    rng = np.random.default_rng(11)
+    side = 300  # 300 x 300 is above VIPS_MIN_PIXELS, so flatten itself picks libvips
+    assert side * side >= composite.VIPS_MIN_PIXELS
+    layers = [
+        make_layer(random_pixels(rng, side, side), opacity=0.9),
+        make_layer(random_pixels(rng, 120, 200), offset=(-40, 77), opacity=0.6),
+        make_layer(random_pixels(rng, side, 90), offset=(250, 0), mode=BlendMode.PLUS, opacity=0.7),
+        make_layer(random_pixels(rng, 50, 50), offset=(10, 10), mode=BlendMode.OVERLAY),
+        make_layer(random_pixels(rng, side, side), opacity=0.3),
+    ]
+    bounds = Bounds(0, 0, side, side)
+    assert_close(flatten(layers, bounds), _flatten(layers, bounds, use_vips=False))
+
+
+def test_layers_without_tiles_in_bounds_are_not_read(monkeypatch):
+    inside = make_layer(np.full((8, 8, 4), 200, np.uint8))
+    outside = make_layer(np.full((8, 8, 4), 50, np.uint8), offset=(1000, 0))
+    reads = []
+    original = Layer.read
+    monkeypatch.setattr(Layer, "read", lambda self, b: reads.append(self) or original(self, b))
+    flatten([inside, outside], Bounds(0, 0, 8, 8))
+    assert outside not in reads and inside in reads
