@@ -1,0 +1,688 @@
+"""OpenRaster (.ora) project files: a Document with its layers, inpaint mask and metadata, in a zip.
+
+What a file we write holds (per the OpenRaster spec): `mimetype` first and stored, `stack.xml`, one
+PNG per layer under `data/` cropped to the layer's content (x/y carry the position),
+`mergedimage.png` and `Thumbnails/thumbnail.png`. Layer lock is Krita's and MyPaint's
+`edit-locked="true"`, the active layer is `selected="true"`. Our own attributes live in the
+namespace `NAMESPACE` (prefix `sd-studio`): the inpaint mask is the topmost layer, hidden, marked
+`sd-studio:role="inpaint-mask"` (white, with the mask as alpha, so other programs show it as a
+plain layer); a layer's metadata (the generation parameters) is JSON in `sd-studio:metadata`; the
+layer's own offset is `sd-studio:offset-x/-y` so a round trip keeps it exactly.
+
+Nested stacks (groups from Krita, MyPaint, GIMP) are read like this: a group that is visible,
+fully opaque, `svg:src-over` and either pass-through (`isolation="auto"`) or holding only
+`svg:src-over` content gives its children to the parent stack as ordinary layers, because that
+changes nothing in the composite; any other group is flattened into one layer named after it and
+composited with the group's own mode, opacity and visibility. Unknown composite ops read as
+normal (`svg:src-over`). Reading is bounded and never touches the disk beyond the archive itself.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import struct
+import time
+import xml.etree.ElementTree as ET
+import xml.parsers.expat
+import zipfile
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+from xml.sax.saxutils import quoteattr
+
+import numpy as np
+
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None  # type: ignore[assignment]
+
+from sd_studio.document.geometry import Bounds, Point
+from sd_studio.document.io.atomic import atomic_output
+from sd_studio.document.io.oserror import file_error
+from sd_studio.document.layer import BlendMode, Layer
+from sd_studio.document.surface import TILE, Surface
+from sd_studio.errors import FileError
+
+MIMETYPE = "image/openraster"
+NAMESPACE = "urn:sd-studio:openraster"
+"""The XML namespace of our private stack.xml attributes."""
+MASK_ROLE = "inpaint-mask"
+MASK_NAME = "Inpaint mask"
+
+DEFAULT_MAX_PIXELS = 1 << 28
+"""The largest image (document, or one layer PNG) read by default: 268 megapixels."""
+MAX_TOTAL_FACTOR = 16
+"""All layer PNGs of a file together may hold this many times max_pixels."""
+MAX_LAYERS = 2000
+MAX_DEPTH = 32
+MAX_MEMBERS = 20000
+MAX_XML_BYTES = 16 << 20
+THUMBNAIL_SIDE = 256
+PNG_COMPRESSION = 1
+"""zlib level of the PNGs we write: level 1 is several times faster than 6 and barely larger."""
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}
+_ALIASES = {"svg:add": BlendMode.PLUS, "color-dodge": BlendMode.COLOR_DODGE, "difference": BlendMode.DIFFERENCE}
+
+
+def _workers() -> int:
+    return max(1, min(8, os.cpu_count() or 1))
+
+
+# -- writing -------------------------------------------------------------------------------------
+@dataclass
+class _Entry:
+    """One `<layer>` of the stack we write: its attributes and how to make its PNG."""
+
+    src: str
+    attrs: dict[str, str]
+    pixels: Callable[[], np.ndarray]
+
+
+def write_ora(path: str | os.PathLike, doc) -> None:
+    """Save doc as an OpenRaster file, atomically: the old file stays intact if anything fails."""
+    clean_stale_temps(path)
+    try:
+        with atomic_output(path) as f:
+            _hold(f)
+            write_ora_stream(f, doc)
+    except OSError as exc:
+        raise file_error(path, exc, "save") from exc
+
+
+def _hold(f) -> None:
+    """Lock our temporary file for as long as this process lives, so that clean_stale_temps can
+    tell a save in progress from one whose process was killed."""
+    if fcntl is not None:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
+def clean_stale_temps(path: str | os.PathLike) -> list[Path]:
+    """Remove the hidden temporary files that killed saves of path left beside it; returns them.
+
+    A save in progress holds a lock on its temporary file; the lock dies with its process, so
+    a file nobody holds is garbage. (Where file locks are missing, only files untouched for an
+    hour count as garbage.)
+    """
+    target = Path(os.path.realpath(os.fspath(path)))
+    pattern = re.compile(rf"^\.{re.escape(target.name)}\.[0-9a-f]{{8}}\.tmp$")
+    removed = []
+    try:
+        candidates = [p for p in target.parent.iterdir() if pattern.match(p.name)]
+    except OSError:
+        return removed
+    for temp in candidates:
+        try:
+            if fcntl is None:
+                if time.time() - temp.stat().st_mtime < 3600:
+                    continue
+            else:
+                with open(temp, "rb") as f:
+                    try:
+                        fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    except BlockingIOError:
+                        continue
+            temp.unlink()
+            removed.append(temp)
+        except OSError:
+            continue
+    return removed
+
+
+def write_ora_stream(stream, doc) -> None:
+    """Write doc as an OpenRaster archive into a seekable binary stream (no atomicity of its own)."""
+    entries = _entries(doc)
+    composite = doc.composite()
+    with zipfile.ZipFile(stream, "w", allowZip64=True) as zf:
+        _put(zf, "mimetype", MIMETYPE.encode("ascii"))
+        _put(zf, "stack.xml", _stack_xml(doc, entries).encode("utf-8"), zipfile.ZIP_DEFLATED)
+        jobs: list[tuple[str, Callable[[], bytes]]] = [
+            ("mergedimage.png", lambda: encode_png(composite)),
+            ("Thumbnails/thumbnail.png", lambda: encode_png(_thumbnail(composite))),
+        ]
+        jobs += [(e.src, (lambda e=e: encode_png(e.pixels()))) for e in entries]
+        for name, data in _in_order(jobs):
+            _put(zf, name, data)
+
+
+def _in_order(jobs: list[tuple[str, Callable[[], bytes]]]) -> Iterator[tuple[str, bytes]]:
+    """Run jobs on worker threads (zlib and libvips release the GIL) and yield results in order,
+    keeping only a few finished PNGs in memory at once."""
+    window = _workers() + 1
+    with ThreadPoolExecutor(max_workers=_workers(), thread_name_prefix="ora-encode") as pool:
+        pending = []
+        for name, job in jobs:
+            pending.append((name, pool.submit(job)))
+            if len(pending) > window:
+                first, future = pending.pop(0)
+                yield first, future.result()
+        for name, future in pending:
+            yield name, future.result()
+
+
+def _put(zf: zipfile.ZipFile, name: str, data: bytes, compress: int = zipfile.ZIP_STORED) -> None:
+    info = zipfile.ZipInfo(name, date_time=(2000, 1, 1, 0, 0, 0))
+    info.compress_type = compress
+    info.external_attr = 0o644 << 16
+    zf.writestr(info, data)
+
+
+def _entries(doc) -> list[_Entry]:
+    """The stack top first: the mask (when set), then the layers from the top down."""
+    entries: list[_Entry] = []
+    mask = doc.mask.surface
+    if not mask.is_empty:
+        mb = content_bounds(mask)
+        entries.append(_Entry(
+            "data/inpaint-mask.png",
+            {"name": MASK_NAME, "x": str(mb.x), "y": str(mb.y), "opacity": "1", "visibility": "hidden",
+             "composite-op": BlendMode.SRC_OVER.value, "sd-studio:role": MASK_ROLE},
+            lambda: _mask_rgba(mask.read(mb)),
+        ))
+    for index in range(len(doc.layers) - 1, -1, -1):
+        layer = doc.layers[index]
+        cb = content_bounds(layer.surface)
+        if cb.is_empty:
+            cb = Bounds(0, 0, 1, 1)  # other programs expect a PNG for every layer
+        attrs = {
+            "name": layer.name,
+            "x": str(cb.x + layer.offset.x), "y": str(cb.y + layer.offset.y),
+            "opacity": f"{float(layer.opacity):.6g}",
+            "visibility": "visible" if layer.visible else "hidden",
+            "composite-op": layer.blend_mode.value,
+            "sd-studio:offset-x": str(layer.offset.x), "sd-studio:offset-y": str(layer.offset.y),
+        }
+        if layer.locked:
+            attrs["edit-locked"] = "true"
+        if layer is doc.active:
+            attrs["selected"] = "true"
+        if layer.metadata:
+            attrs["sd-studio:metadata"] = json.dumps(layer.metadata, ensure_ascii=False, sort_keys=True)
+        entries.append(_Entry(f"data/layer{index:03d}.png", attrs, lambda s=layer.surface, b=cb: s.read(b)))
+    return entries
+
+
+def _stack_xml(doc, entries: list[_Entry]) -> str:
+    image = {"version": "0.0.5", "w": str(doc.size.width), "h": str(doc.size.height), "xres": "72", "yres": "72",
+             "xmlns:sd-studio": NAMESPACE}
+    if getattr(doc, "metadata", None):
+        image["sd-studio:metadata"] = json.dumps(doc.metadata, ensure_ascii=False, sort_keys=True)
+    lines = ["<?xml version='1.0' encoding='UTF-8'?>", f"<image{_attrs(image)}>", '  <stack isolation="isolate">']
+    for e in entries:
+        lines.append(f"    <layer{_attrs({**e.attrs, 'src': e.src})}/>")
+    lines += ["  </stack>", "</image>", ""]
+    return "\n".join(lines)
+
+
+def _attrs(attrs: dict[str, str]) -> str:
+    return "".join(f" {k}={quoteattr(v, {chr(10): '&#10;', chr(13): '&#13;', chr(9): '&#9;'})}" for k, v in attrs.items())
+
+
+def _mask_rgba(mask: np.ndarray) -> np.ndarray:
+    out = np.zeros(mask.shape + (4,), np.uint8)
+    out[..., :3] = np.where(mask[..., None] > 0, 255, 0)
+    out[..., 3] = mask
+    return out
+
+
+def _thumbnail(composite: np.ndarray) -> np.ndarray:
+    from PIL import Image
+
+    image = Image.fromarray(np.ascontiguousarray(composite), "RGBA")
+    image.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE), Image.Resampling.BILINEAR, reducing_gap=2.0)
+    return np.asarray(image)
+
+
+def encode_png(pixels: np.ndarray) -> bytes:
+    """An 8-bit RGBA (h, w, 4) array as PNG bytes, encoded fast (libvips, zlib level 1)."""
+    import pyvips
+
+    pixels = np.ascontiguousarray(pixels, dtype=np.uint8)
+    h, w = pixels.shape[:2]
+    image = pyvips.Image.new_from_memory(pixels.data, w, h, pixels.shape[2] if pixels.ndim == 3 else 1, "uchar")
+    # "sub" filtering keeps level-1 files small for smooth content at almost no cost
+    return image.pngsave_buffer(compression=PNG_COMPRESSION, filter="sub", strip=True)
+
+
+def content_bounds(surface: Surface) -> Bounds:
+    """The exact rectangle of the surface's non-zero pixels, looking only at its edge tiles.
+
+    Every stored tile holds at least one non-zero pixel, so each extreme of the content lies in
+    the outermost row or column of stored tiles; the tiles inside need no scan.
+    """
+    keys = surface.tile_keys()
+    if not keys:
+        return Bounds(0, 0, 0, 0)
+    x0 = min(k[0] for k in keys)
+    x1 = max(k[0] for k in keys)
+    y0 = min(k[1] for k in keys)
+    y1 = max(k[1] for k in keys)
+
+    def nonzero(tile: np.ndarray) -> np.ndarray:
+        return tile.any(axis=2) if tile.ndim == 3 else tile != 0
+
+    left = min(int(np.flatnonzero(nonzero(surface.tile(k)).any(axis=0))[0]) for k in keys if k[0] == x0)
+    right = max(int(np.flatnonzero(nonzero(surface.tile(k)).any(axis=0))[-1]) for k in keys if k[0] == x1)
+    top = min(int(np.flatnonzero(nonzero(surface.tile(k)).any(axis=1))[0]) for k in keys if k[1] == y0)
+    bottom = max(int(np.flatnonzero(nonzero(surface.tile(k)).any(axis=1))[-1]) for k in keys if k[1] == y1)
+    return Bounds.from_corners(x0 * TILE + left, y0 * TILE + top, x1 * TILE + right + 1, y1 * TILE + bottom + 1)
+
+
+# -- reading -------------------------------------------------------------------------------------
+@dataclass
+class _LayerSpec:
+    """A `<layer>` element as read from stack.xml, before its pixels are decoded."""
+
+    name: str
+    src: str
+    x: int
+    y: int
+    opacity: float
+    visible: bool
+    locked: bool
+    blend_mode: BlendMode
+    selected: bool
+    role: str
+    metadata: dict[str, str]
+    origin: Point | None
+
+
+@dataclass
+class _StackSpec:
+    """A nested `<stack>` element: its own properties and its children, top first."""
+
+    name: str
+    x: int
+    y: int
+    opacity: float
+    visible: bool
+    locked: bool
+    blend_mode: BlendMode
+    isolated: bool
+    children: list = field(default_factory=list)
+
+
+@dataclass
+class _Stack:
+    """A parsed stack.xml."""
+
+    width: int
+    height: int
+    children: list
+    metadata: dict[str, str]
+
+
+def read_ora_info(path: str | os.PathLike) -> dict:
+    """Size, layers (name, position and size, opacity, visibility, lock, mode, metadata) and
+    whether there is an inpaint mask, reading only stack.xml and each PNG's header."""
+    path = Path(path)
+    with _open_zip(path) as zf:
+        stack = _read_stack(zf, path, DEFAULT_MAX_PIXELS)
+        layers = []
+        mask = False
+        for spec, depth in _walk(stack.children):
+            if isinstance(spec, _StackSpec):
+                layers.append({"name": spec.name, "group": True, "depth": depth, "opacity": spec.opacity,
+                               "visible": spec.visible, "locked": spec.locked, "blend_mode": spec.blend_mode.value})
+                continue
+            if spec.role == MASK_ROLE:
+                mask = True
+                continue
+            with zf.open(_member(zf, path, spec.src)) as f:
+                w, h, _, _ = _png_header(f.read(33), path, spec.src)
+            layers.append({"name": spec.name, "group": False, "depth": depth, "x": spec.x, "y": spec.y,
+                           "width": w, "height": h, "opacity": spec.opacity, "visible": spec.visible,
+                           "locked": spec.locked, "blend_mode": spec.blend_mode.value,
+                           "metadata": dict(spec.metadata)})
+    return {"format": "OpenRaster", "width": stack.width, "height": stack.height, "layers": layers,
+            "has_mask": mask, "metadata": stack.metadata}
+
+
+def read_ora(path: str | os.PathLike, max_pixels: int | None = None):
+    """Open an OpenRaster file as a Document; a damaged or hostile file raises FileError.
+
+    max_pixels bounds the document and each layer image (default DEFAULT_MAX_PIXELS); all layer
+    images together may hold MAX_TOTAL_FACTOR times that.
+    """
+    from sd_studio.document.document import Document
+
+    path = Path(path)
+    limit = DEFAULT_MAX_PIXELS if max_pixels is None else int(max_pixels)
+    with _open_zip(path) as zf:
+        stack = _read_stack(zf, path, limit)
+        specs = [s for s, _ in _walk(stack.children) if isinstance(s, _LayerSpec)]
+        pixels = _decode_all(zf, path, specs, limit)
+    try:
+        doc = Document(stack.width, stack.height)
+    except ValueError as exc:
+        raise FileError(f"{path.name} has an image size that cannot be opened: {exc}.") from exc
+    doc.metadata.update(stack.metadata)
+    layers, selected = _build(stack.children, pixels, doc, limit * MAX_TOTAL_FACTOR)
+    layers.reverse()  # stack.xml lists the top first; a document keeps the bottom first
+    if not layers:
+        layers = [Layer(name="Background")]
+    doc.layers[:] = layers
+    doc.active = selected if selected in layers else layers[-1]
+    return doc
+
+
+@contextmanager
+def _open_zip(path: Path) -> Iterator[zipfile.ZipFile]:
+    try:
+        zf = zipfile.ZipFile(path)
+    except FileNotFoundError as exc:
+        raise FileError(f"{path.name} does not exist.") from exc
+    except (zipfile.BadZipFile, ValueError, EOFError) as exc:
+        raise FileError(f"{path.name} is not an OpenRaster file (it is not a zip archive).") from exc
+    except OSError as exc:
+        raise FileError(f"Could not read {path.name}: {exc.strerror or exc}.") from exc
+    try:
+        if len(zf.infolist()) > MAX_MEMBERS:
+            raise FileError(f"{path.name} holds too many files to be an OpenRaster image.")
+        yield zf
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, NotImplementedError, RuntimeError) as exc:
+        raise FileError(f"{path.name} is damaged: {exc}.") from exc
+    except OSError as exc:
+        raise FileError(f"Could not read {path.name}: {exc.strerror or exc}.") from exc
+    finally:
+        zf.close()
+
+
+def _read_member(zf: zipfile.ZipFile, path: Path, name: str, limit: int) -> bytes:
+    """A member's bytes, refusing it when its declared or its actual size passes limit."""
+    info = zf.getinfo(name)
+    if info.file_size > limit:
+        raise FileError(f"{path.name} is refused: {name} would inflate to {info.file_size} bytes.")
+    with zf.open(info) as f:
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise FileError(f"{path.name} is refused: {name} inflates past {limit} bytes.")
+    return data
+
+
+def _member(zf: zipfile.ZipFile, path: Path, src: str) -> str:
+    """The archive member a layer's src names; anything outside the archive is refused."""
+    parts = src.replace("\\", "/").split("/")
+    if not src or src.startswith(("/", "\\")) or ".." in parts or ":" in src or "\x00" in src:
+        raise FileError(f"{path.name} is refused: a layer points outside the archive ({src!r}).")
+    try:
+        zf.getinfo(src)
+    except KeyError:
+        raise FileError(f"{path.name} is damaged: the layer image {src!r} is missing.") from None
+    return src
+
+
+def _read_stack(zf: zipfile.ZipFile, path: Path, max_pixels: int) -> _Stack:
+    names = set(zf.namelist())
+    if "mimetype" in names:
+        mimetype = _read_member(zf, path, "mimetype", 256).strip()
+        if mimetype != MIMETYPE.encode():
+            raise FileError(f"{path.name} is not an OpenRaster file (its mimetype is {mimetype[:40]!r}).")
+    if "stack.xml" not in names:
+        raise FileError(f"{path.name} is not an OpenRaster file (it has no stack.xml).")
+    root = parse_xml(_read_member(zf, path, "stack.xml", MAX_XML_BYTES), f"{path.name}: stack.xml")
+    if _local(root.tag) != "image":
+        raise FileError(f"{path.name} is damaged: stack.xml does not describe an image.")
+    width = _int(root.get("w"), path, "w")
+    height = _int(root.get("h"), path, "h")
+    if width < 1 or height < 1:
+        raise FileError(f"{path.name} is damaged: its size is {width}x{height}.")
+    if width * height > max_pixels:
+        raise FileError(f"{path.name} is {width}x{height} pixels, over the limit of {max_pixels} pixels.")
+    top = next((c for c in root if _local(c.tag) == "stack"), None)
+    if top is None:
+        raise FileError(f"{path.name} is damaged: stack.xml has no stack.")
+    count = [0]
+    children = _parse_children(top, path, 1, count)
+    return _Stack(width, height, children, _metadata(root, path))
+
+
+def parse_xml(data: bytes, what: str) -> ET.Element:
+    """Parse untrusted XML, refusing DTDs and entity declarations (billion laughs, external
+    entities); a malformed document raises FileError naming `what`."""
+    guard = xml.parsers.expat.ParserCreate()
+
+    def refuse(*_args) -> None:
+        raise FileError(f"{what} is refused: it declares a DTD or entities.")
+
+    guard.StartDoctypeDeclHandler = refuse
+    guard.EntityDeclHandler = refuse
+    guard.ExternalEntityRefHandler = refuse
+    try:
+        guard.Parse(data, True)
+        return ET.fromstring(data)
+    except (xml.parsers.expat.ExpatError, ET.ParseError) as exc:
+        raise FileError(f"{what} is not valid XML ({exc}).") from exc
+
+
+def _local(tag: str) -> str:
+    return tag.rsplit("}", 1)[-1] if isinstance(tag, str) else ""
+
+
+def _ns(name: str) -> str:
+    return f"{{{NAMESPACE}}}{name}"
+
+
+def _int(value: str | None, path: Path, what: str, default: int | None = None) -> int:
+    if value is None and default is not None:
+        return default
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise FileError(f"{path.name} is damaged: {what}={value!r} is not a number.") from None
+    if not math.isfinite(number) or abs(number) > 1 << 30:
+        raise FileError(f"{path.name} is damaged: {what}={value!r} is out of range.")
+    return int(round(number))
+
+
+def _opacity(value: str | None) -> float:
+    try:
+        number = float(value) if value is not None else 1.0
+    except ValueError:
+        return 1.0
+    return min(1.0, max(0.0, number)) if math.isfinite(number) else 1.0
+
+
+def _blend_mode(op: str | None) -> BlendMode:
+    if not op:
+        return BlendMode.SRC_OVER
+    try:
+        return BlendMode.from_op(op)
+    except ValueError:
+        return _ALIASES.get(op, BlendMode.SRC_OVER)
+
+
+def _metadata(element: ET.Element, path: Path) -> dict[str, str]:
+    raw = element.get(_ns("metadata"))
+    if not raw:
+        return {}
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        raise FileError(f"{path.name} is damaged: a layer's metadata is not valid JSON.") from None
+    if not isinstance(value, dict):
+        return {}
+    return {str(k): str(v) for k, v in value.items()}
+
+
+def _parse_children(stack: ET.Element, path: Path, depth: int, count: list[int]) -> list:
+    if depth > MAX_DEPTH:
+        raise FileError(f"{path.name} is refused: its groups nest deeper than {MAX_DEPTH}.")
+    out: list = []
+    for el in stack:
+        kind = _local(el.tag)
+        if kind not in ("layer", "stack"):
+            continue  # text and filter elements carry no pixels we can show
+        count[0] += 1
+        if count[0] > MAX_LAYERS:
+            raise FileError(f"{path.name} is refused: it has more than {MAX_LAYERS} layers.")
+        common = dict(
+            name=el.get("name", "Layer" if kind == "layer" else "Group"),
+            x=_int(el.get("x"), path, "x", 0), y=_int(el.get("y"), path, "y", 0),
+            opacity=_opacity(el.get("opacity")),
+            visible=el.get("visibility", "visible") != "hidden",
+            locked=el.get("edit-locked", "false") == "true",
+            blend_mode=_blend_mode(el.get("composite-op")),
+        )
+        if kind == "stack":
+            out.append(_StackSpec(isolated=el.get("isolation", "auto") == "isolate",
+                                  children=_parse_children(el, path, depth + 1, count), **common))
+            continue
+        src = el.get("src")
+        if src is None:
+            raise FileError(f"{path.name} is damaged: a layer has no image (src).")
+        origin = None
+        if el.get(_ns("offset-x")) is not None:
+            origin = Point(_int(el.get(_ns("offset-x")), path, "offset-x"),
+                           _int(el.get(_ns("offset-y")), path, "offset-y", 0))
+        out.append(_LayerSpec(src=src, selected=el.get("selected") == "true", role=el.get(_ns("role"), ""),
+                              metadata=_metadata(el, path), origin=origin, **common))
+    return out
+
+
+def _walk(children: list, depth: int = 0) -> Iterator[tuple[object, int]]:
+    for child in children:
+        yield child, depth
+        if isinstance(child, _StackSpec):
+            yield from _walk(child.children, depth + 1)
+
+
+def _png_header(head: bytes, path: Path, name: str) -> tuple[int, int, int, int]:
+    """(width, height, bit depth, channels) from a PNG's first 33 bytes."""
+    if len(head) < 33 or head[:8] != _PNG_SIGNATURE or head[12:16] != b"IHDR":
+        raise FileError(f"{path.name} is damaged: {name} is not a PNG image.")
+    width, height, depth, color = struct.unpack(">IIBB", head[16:26])
+    if color not in _CHANNELS or depth not in (1, 2, 4, 8, 16) or width < 1 or height < 1:
+        raise FileError(f"{path.name} is damaged: {name} has an invalid PNG header.")
+    return width, height, depth, _CHANNELS[color]
+
+
+def _decode_all(zf: zipfile.ZipFile, path: Path, specs: list[_LayerSpec], max_pixels: int) -> dict[str, np.ndarray]:
+    """Every distinct layer image, decoded on worker threads after checking its declared size."""
+    budget = max_pixels * MAX_TOTAL_FACTOR
+    data: dict[str, bytes] = {}
+    for spec in specs:
+        if spec.src in data:
+            continue
+        name = _member(zf, path, spec.src)
+        with zf.open(name) as f:
+            head = f.read(33)
+        w, h, depth, channels = _png_header(head, path, name)
+        if w * h > max_pixels:
+            raise FileError(f"{path.name} is refused: {name} is {w}x{h} pixels, over the limit of {max_pixels}.")
+        budget -= w * h
+        if budget < 0:
+            raise FileError(f"{path.name} is refused: its layers hold more than {max_pixels * MAX_TOTAL_FACTOR} pixels.")
+        raw = h * (1 + (w * channels * depth + 7) // 8)
+        data[name] = _read_member(zf, path, name, raw + raw // 64 + 2 * h + (16 << 20))
+    with ThreadPoolExecutor(max_workers=_workers(), thread_name_prefix="ora-decode") as pool:
+        futures = {name: pool.submit(decode_png, blob, f"{path.name}: {name}") for name, blob in data.items()}
+        data.clear()
+        return {name: future.result() for name, future in futures.items()}
+
+
+def decode_png(blob: bytes, what: str) -> np.ndarray:
+    """PNG bytes as an 8-bit straight RGBA (h, w, 4) array; a broken image raises FileError."""
+    import pyvips
+
+    try:
+        image = pyvips.Image.new_from_buffer(blob, "", access="sequential", fail=True)
+        if image.interpretation in ("cmyk", "lab", "labs", "xyz") or image.bands > 4:
+            raise FileError(f"{what} has an unsupported colour format.")
+        if image.format == "ushort":
+            image = image.cast("uchar", shift=True)
+        elif image.format != "uchar":
+            image = image.cast("uchar")
+        array = np.ndarray(buffer=image.write_to_memory(), dtype=np.uint8,
+                           shape=(image.height, image.width, image.bands))
+    except pyvips.Error as exc:
+        raise FileError(f"{what} is not a readable PNG image.") from exc
+    bands = array.shape[2]
+    if bands == 4:
+        return array
+    out = np.empty(array.shape[:2] + (4,), np.uint8)
+    if bands in (1, 2):
+        out[..., :3] = array[..., :1]
+    else:
+        out[..., :3] = array[..., :3]
+    out[..., 3] = array[..., 1] if bands == 2 else 255
+    return out
+
+
+def _build(children: list, pixels: dict[str, np.ndarray], doc, budget: int) -> tuple[list[Layer], Layer | None]:
+    """Layers (top first) for a list of stack children, with nested stacks hoisted or flattened
+    as the module docstring says; also the layer marked selected, if any."""
+    layers: list[Layer] = []
+    selected: Layer | None = None
+    for spec in children:
+        if isinstance(spec, _LayerSpec):
+            if spec.role == MASK_ROLE:
+                alpha = pixels[spec.src][..., 3]
+                doc.mask.surface.write(spec.x, spec.y, np.ascontiguousarray(alpha))
+                continue
+            layer = _layer(spec, pixels[spec.src])
+            layers.append(layer)
+            if spec.selected:
+                selected = layer
+            continue
+        inner, inner_selected = _build(spec.children, pixels, doc, budget)
+        if _can_hoist(spec, inner):
+            layers += inner
+            selected = inner_selected or selected
+        else:
+            layers.append(_flatten_group(spec, inner, budget))
+    return layers, selected
+
+
+def _can_hoist(spec: _StackSpec, inner: list[Layer]) -> bool:
+    """True when putting a group's children in its parent leaves the composite unchanged."""
+    if not spec.visible or spec.opacity < 1.0 or spec.blend_mode is not BlendMode.SRC_OVER:
+        return False
+    return not spec.isolated or all(layer.blend_mode is BlendMode.SRC_OVER for layer in inner)
+
+
+def _flatten_group(spec: _StackSpec, inner: list[Layer], budget: int) -> Layer:
+    from sd_studio.document.composite import flatten
+
+    area = Bounds(0, 0, 0, 0)
+    for layer in inner:
+        area = area.union(layer.document_bounds()) if not area.is_empty else layer.document_bounds()
+    group = Layer(name=spec.name, opacity=spec.opacity, visible=spec.visible, locked=spec.locked,
+                  blend_mode=spec.blend_mode, surface=Surface(4))
+    if area.is_empty:
+        return group
+    if area.width * area.height > budget:
+        raise FileError(f"The group {spec.name!r} is too large to open.")
+    group.offset = Point(area.x, area.y)
+    group.surface.write(0, 0, flatten(list(reversed(inner)), area))
+    return group
+
+
+def _layer(spec: _LayerSpec, rgba: np.ndarray) -> Layer:
+    offset = spec.origin if spec.origin is not None else Point(spec.x, spec.y)
+    layer = Layer(name=spec.name, offset=offset, opacity=spec.opacity, visible=spec.visible, locked=spec.locked,
+                  blend_mode=spec.blend_mode, metadata=dict(spec.metadata), surface=Surface(4))
+    if rgba.shape[:2] != (1, 1) or rgba[0, 0, 3]:
+        layer.surface.write(spec.x - offset.x, spec.y - offset.y, rgba)
+    return layer
+
+
+def is_ora(path: str | os.PathLike) -> bool:
+    """True when the file looks like an OpenRaster archive (by its first bytes, not its name)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(54)
+    except OSError:
+        return False
+    return head[:4] == b"PK\x03\x04" and b"mimetype" in head and MIMETYPE.encode() in head
+
+
+__all__ = ["write_ora", "write_ora_stream", "read_ora", "read_ora_info", "is_ora", "encode_png", "decode_png",
+           "content_bounds", "parse_xml", "clean_stale_temps", "NAMESPACE", "DEFAULT_MAX_PIXELS", "MAX_LAYERS"]
