@@ -1,0 +1,258 @@
+"""The generation subcommands: `inpaint`, `img2img`, `txt2img` and `models`, run without a window."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from sd_studio.errors import FileError
+
+BAR_WIDTH = 30
+
+
+def register(subparsers) -> None:
+    """Add the generation subcommands to the `sd-studio` parser."""
+    inpaint = _add(subparsers, "inpaint", "Repaint the white part of MASK in IMAGE.")
+    inpaint.add_argument("image", metavar="IMAGE", help="the picture to change")
+    inpaint.add_argument("--mask", required=True, metavar="MASK", help="white repaints, black keeps, grey blends")
+    _common(inpaint, prompt_required=False)
+
+    img2img = _add(subparsers, "img2img", "Redraw IMAGE following a prompt.")
+    img2img.add_argument("image", metavar="IMAGE", help="the picture to redraw")
+    img2img.add_argument("--mask", metavar="MASK", help="optional selection: only its region is redrawn")
+    _common(img2img, prompt_required=True)
+
+    txt2img = _add(subparsers, "txt2img", "Draw a new picture from a prompt.")
+    txt2img.add_argument("--width", type=_integer, default=512, help="pixels, a multiple of 8 (default 512)")
+    txt2img.add_argument("--height", type=_integer, default=512, help="pixels, a multiple of 8 (default 512)")
+    _common(txt2img, prompt_required=True)
+
+    models = _add(subparsers, "models", "List the models sd-studio can find.")
+    models.add_argument(
+        "--folder", action="append", default=[], metavar="DIR", help="also look in this folder (repeatable)"
+    )
+    models.set_defaults(func=run_models)
+
+
+def run_generation(args: argparse.Namespace) -> int:
+    """Handler of inpaint/img2img/txt2img: read the inputs, generate, write OUT (or OUT-1 ... OUT-N)."""
+    from sd_studio.engine.generate import generate
+    from sd_studio.engine.request import GenerationRequest
+
+    output = Path(args.output)
+    _check_output(output)
+    image = _read_image(Path(args.image)) if getattr(args, "image", None) else None
+    mask = None
+    if getattr(args, "mask", None):
+        mask = read_mask(Path(args.mask))
+        if mask.shape != image.shape[:2]:
+            raise FileError(
+                f"The mask {args.mask} is {mask.shape[1]} x {mask.shape[0]} pixels but the image is "
+                f"{image.shape[1]} x {image.shape[0]}; they must be the same size."
+            )
+    request = GenerationRequest(
+        mode=args.command,
+        image=image,
+        mask=mask,
+        prompt=args.prompt or "",
+        negative_prompt=args.negative_prompt or "",
+        steps=args.steps,
+        guidance=args.guidance,
+        strength=args.strength,
+        seed=args.seed,
+        scheduler=args.scheduler,
+        width=getattr(args, "width", 512),
+        height=getattr(args, "height", 512),
+        variants=args.variants,
+        model=args.model,
+        engine=args.engine,
+        padding=args.padding,
+        feather=args.feather,
+        resolution=args.resolution,
+        device=args.device,
+    )
+    bar = None if args.quiet else ProgressBar(sys.stderr)
+    with _cancel_on_interrupt() as cancelled:
+        try:
+            result = generate(request, progress=bar, cancel=cancelled)
+        finally:
+            if bar is not None:
+                bar.close()
+    base = image if image is not None else np.zeros((request.height, request.width, 4), np.uint8)
+    paths = output_paths(output, len(result.images))
+    for i, path in enumerate(paths):
+        _write_image(path, result.composite_onto(base, i), result.parameters_text(i))
+        if not args.quiet:
+            print(f"{path} (seed {result.seeds[i]})", file=sys.stderr)
+    return 0
+
+
+def run_models(args: argparse.Namespace) -> int:
+    """Handler of `models`: one line per model found in the configured folders and the hub cache."""
+    from sd_studio.engine import models
+
+    folders = [Path(f) for f in args.folder]
+    configured = getattr(models, "configured_model_folders", None)
+    if configured is not None:
+        folders = list(configured()) + folders
+    entries = models.find_models(folders)
+    if not entries:
+        print("No models found. Put .safetensors files or diffusers folders in a models folder, "
+              "or pass --folder DIR.")
+        return 0
+    for entry in entries:
+        print(_describe_entry(entry))
+    return 0
+
+
+def read_mask(path: Path) -> np.ndarray:
+    """A mask file as (H, W) uint8 luminance (white repaints, black keeps, grey blends), as Pillow's 'L' mode."""
+    pixels = _read_image(path)
+    if pixels.ndim == 2:
+        return pixels.astype(np.uint8, copy=False)
+    if pixels.shape[2] < 3:
+        return np.ascontiguousarray(pixels[..., 0])
+    rgb = pixels[..., :3].astype(np.uint32)
+    # ITU-R 601-2 luma in Pillow's exact fixed-point form, so a file reads the same as Image.convert("L").
+    luma = (rgb[..., 0] * 19595 + rgb[..., 1] * 38470 + rgb[..., 2] * 7471 + 0x8000) >> 16
+    return luma.astype(np.uint8)
+
+
+def output_paths(output: Path, count: int) -> list[Path]:
+    """OUT itself for one image; OUT-1.ext ... OUT-N.ext for variants."""
+    if count == 1:
+        return [output]
+    return [output.with_name(f"{output.stem}-{i}{output.suffix}") for i in range(1, count + 1)]
+
+
+class ProgressBar:
+    """A one-line `\\r` progress bar with step counts, written to a text stream."""
+
+    def __init__(self, stream) -> None:
+        self.stream = stream
+        self._shown = False
+
+    def __call__(self, progress) -> None:
+        """Redraw the bar for one engine Progress report."""
+        total = max(1, progress.total)
+        step = min(max(0, progress.step), total)
+        filled = round(BAR_WIDTH * step / total)
+        bar = "#" * filled + "-" * (BAR_WIDTH - filled)
+        line = f"{progress.phase:<10} [{bar}] {step}/{progress.total}"
+        self.stream.write("\r" + line.ljust(BAR_WIDTH + 30))
+        self.stream.flush()
+        self._shown = True
+
+    def close(self) -> None:
+        """End the bar's line."""
+        if self._shown:
+            self.stream.write("\n")
+            self.stream.flush()
+            self._shown = False
+
+
+class _cancel_on_interrupt:
+    """While active, the first Ctrl+C asks the engine to stop at its next step; a second one interrupts at once."""
+
+    def __enter__(self):
+        self.flag = threading.Event()
+        self.previous = None
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.getsignal(signal.SIGINT)
+            signal.signal(signal.SIGINT, self._handle)
+        return self.flag.is_set
+
+    def _handle(self, signum, frame) -> None:
+        self.flag.set()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        print("\nsd-studio: cancelling after this step (Ctrl+C again to stop at once)", file=sys.stderr)
+
+    def __exit__(self, *exc) -> None:
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+
+
+def _add(subparsers, name: str, description: str) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(name, help=description, description=description)
+    # One line, `sd-studio: error: ...`, exit status 2 — like every other user error.
+    parser.error = _parse_error  # type: ignore[method-assign]
+    return parser
+
+
+def _parse_error(message: str) -> None:
+    print(f"sd-studio: error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def _common(parser: argparse.ArgumentParser, *, prompt_required: bool) -> None:
+    parser.add_argument("-o", "--output", required=True, metavar="OUT", help="the file to write (.png keeps the parameters)")
+    parser.add_argument("--prompt", required=prompt_required, default="", metavar="P", help="what to draw")
+    parser.add_argument("--negative-prompt", default="", metavar="N", help="what to avoid")
+    parser.add_argument("--model", metavar="M", help="hub id, diffusers folder or .safetensors file")
+    parser.add_argument(
+        "--engine", choices=("auto", "diffusion", "classical"), default="auto",
+        help="auto: diffusion when a model is given, else the classical fill (inpaint only)",
+    )
+    parser.add_argument("--steps", type=_integer, default=20, metavar="N", help="denoising steps, 1 to 150 (default 20)")
+    parser.add_argument("--guidance", type=_number, default=7.0, metavar="G", help="CFG scale (default 7)")
+    parser.add_argument("--strength", type=_number, default=None, metavar="S", help="denoising strength, 0 to 1")
+    parser.add_argument("--seed", type=_integer, default=None, metavar="N", help="random when left out")
+    parser.add_argument(
+        "--scheduler", default="Euler a", metavar="NAME",
+        help="sampler by its A1111 name (Euler a, DPM++ 2M Karras, ...; Telea or Navier-Stokes for the classical fill)",
+    )
+    parser.add_argument("--padding", type=_integer, default=32, metavar="PX", help="context around the mask (default 32)")
+    parser.add_argument("--feather", type=_integer, default=4, metavar="PX", help="soft edge beyond the mask (default 4)")
+    parser.add_argument("--resolution", type=_integer, default=None, metavar="PX", help="model input size (default: the model's own)")
+    parser.add_argument("--variants", type=_integer, default=1, metavar="N", help="N images with seeds s, s+1, ...")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(func=run_generation)
+
+
+def _integer(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+
+
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+
+
+def _check_output(path: Path) -> None:
+    if not path.suffix:
+        raise FileError(f"The output {path} has no extension; name it .png, .jpg or .webp.")
+    if not path.parent.exists():
+        raise FileError(f"The folder {path.parent} does not exist.")
+
+
+def _read_image(path: Path) -> np.ndarray:
+    from sd_studio.document.io.images import open_image
+
+    if not path.exists():
+        raise FileError(f"{path} does not exist.")
+    return np.asarray(open_image(path).pixels)
+
+
+def _write_image(path: Path, rgba: np.ndarray, parameters: str) -> None:
+    from sd_studio.document.io.images import save_image
+
+    save_image(path, rgba, parameters=parameters)
+
+
+def _describe_entry(entry) -> str:
+    for fields in (("name", "kind", "path"), ("name", "source", "path")):
+        values = [str(getattr(entry, f)) for f in fields if getattr(entry, f, None) not in (None, "")]
+        if values:
+            return "  ".join(values)
+    return str(entry)
