@@ -93,21 +93,26 @@ def run_generation(args: argparse.Namespace) -> int:
 
 
 def run_models(args: argparse.Namespace) -> int:
-    """Handler of `models`: one line per model found in the configured folders and the hub cache."""
-    from sd_studio.engine import models
+    """Handler of `models`: one line per model found in the models folders and the hub cache."""
+    from sd_studio.engine.models import find_models
 
-    folders = [Path(f) for f in args.folder]
-    configured = getattr(models, "configured_model_folders", None)
-    if configured is not None:
-        folders = list(configured()) + folders
-    entries = models.find_models(folders)
+    folders = [default_models_folder()] + [Path(f) for f in args.folder]
+    entries = find_models(folders)
     if not entries:
-        print("No models found. Put .safetensors files or diffusers folders in a models folder, "
+        print(f"No models found. Put .safetensors files or diffusers folders in {folders[0]}, "
               "or pass --folder DIR.")
         return 0
     for entry in entries:
-        print(_describe_entry(entry))
+        size = f"{entry.size_bytes / 2**30:.1f} GiB" if entry.size_bytes else "-"
+        print(f"{entry.name}\t{entry.kind}\t{size}\t{entry.spec}")
     return 0
+
+
+def default_models_folder() -> Path:
+    """The user's own models folder (inside sd-studio's data folder); searched by `models`."""
+    from sd_studio.incidents import data_dir
+
+    return data_dir() / "models"
 
 
 def read_mask(path: Path) -> np.ndarray:
@@ -248,11 +253,3 @@ def _write_image(path: Path, rgba: np.ndarray, parameters: str) -> None:
     from sd_studio.document.io.images import save_image
 
     save_image(path, rgba, parameters=parameters)
-
-
-def _describe_entry(entry) -> str:
-    for fields in (("name", "kind", "path"), ("name", "source", "path")):
-        values = [str(getattr(entry, f)) for f in fields if getattr(entry, f, None) not in (None, "")]
-        if values:
-            return "  ".join(values)
-    return str(entry)

@@ -138,3 +138,12 @@ def test_progress_bar_draws_one_line():
     bar.close()
     text = stream.getvalue()
     assert text.count("\n") == 1 and text.count("\r") == 2 and "20/20" in text
+
+
+def test_models_lists_a_diffusers_folder(tmp_path, capsys):
+    folder = tmp_path / "models" / "my-model"
+    folder.mkdir(parents=True)
+    (folder / "model_index.json").write_text('{"_class_name": "StableDiffusionPipeline"}')
+    assert main(["models", "--folder", str(tmp_path / "models")]) == 0
+    out = capsys.readouterr().out
+    assert "my-model" in out and "folder" in out
