@@ -1,0 +1,134 @@
+"""Subcommands about files: `info FILE` describes an image or project, `convert IN OUT` rewrites it."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from sd_studio.errors import FileError
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the `info` and `convert` subcommands."""
+    info = subparsers.add_parser(
+        "info", help="describe an image or .ora project: size, colour mode, layers, generation parameters",
+        description="Describe an image or OpenRaster project: size, colour mode, layers and the "
+        "generation parameters stored in it.",
+    )
+    info.add_argument("file", metavar="FILE")
+    _add_max_pixels(info)
+    info.set_defaults(func=run_info)
+
+    convert = subparsers.add_parser(
+        "convert", help="convert an image or .ora project to another format (by OUT's extension)",
+        description="Read an image or OpenRaster project and write it in the format OUT's extension "
+        "names (.png, .jpg, .webp, .tif, .bmp get the flattened image; .ora keeps the layers). "
+        "Generation parameters travel along.",
+    )
+    convert.add_argument("input", metavar="IN")
+    convert.add_argument("output", metavar="OUT")
+    convert.add_argument("--quality", type=_quality, default=None, metavar="Q",
+                         help="JPEG/WebP quality 1-100 (default 95; WebP 100 is lossless)")
+    _add_max_pixels(convert)
+    convert.set_defaults(func=run_convert)
+
+
+def run_info(args: argparse.Namespace) -> int:
+    """Print what FILE holds; FileError when it cannot be read."""
+    from sd_studio.document.io import is_openraster
+
+    path = args.file
+    _check_readable(path)
+    lines = _ora_info(path) if is_openraster(path) else _image_info(path, args.max_pixels)
+    print("\n".join(lines))
+    return 0
+
+
+def run_convert(args: argparse.Namespace) -> int:
+    """Read IN (image or .ora) and write OUT in the format of its extension."""
+    from sd_studio.document.io import load_document, save_document
+
+    _check_readable(args.input)
+    doc = load_document(args.input, max_pixels=args.max_pixels)
+    opts = {}
+    if args.quality is not None:
+        if os.path.splitext(args.output)[1].lower() == ".ora":
+            raise FileError(f"{args.output}: --quality applies to JPEG and WebP, not OpenRaster")
+        opts["quality"] = args.quality
+    save_document(args.output, doc, **opts)
+    return 0
+
+
+def _image_info(path: str, max_pixels: int | None) -> list[str]:
+    from sd_studio.document.io import open_image
+    from sd_studio.document.io.parameters import describe_metadata
+
+    image = open_image(path, max_pixels=max_pixels)
+    mode = image.mode + (" (ICC profile converted to sRGB)" if image.icc_converted else "")
+    lines = [
+        path,
+        f"  size: {image.width}x{image.height}",
+        f"  format: {image.format}" + (f", {image.frames} frames (the first is used)" if image.frames > 1 else ""),
+        f"  colour mode: {mode}",
+        "  layers: 1",
+        "    Background",
+    ]
+    lines += _parameters_block(describe_metadata(image.parameters))
+    return lines
+
+
+def _ora_info(path: str) -> list[str]:
+    from sd_studio.document.io import load_document
+    from sd_studio.document.io.parameters import describe_metadata
+
+    doc = load_document(path)
+    lines = [path, f"  size: {doc.size.width}x{doc.size.height}", "  format: OpenRaster",
+             "  colour mode: RGBA", f"  layers: {len(doc.layers)} (top first)"]
+    for layer in reversed(doc.layers):
+        lines.append(f"    {layer.name}" + ("" if layer.visible else " (hidden)"))
+    described = []
+    for layer in reversed(doc.layers):
+        if layer.metadata.get("parameters"):
+            described.append(f"layer {layer.name!r}:")
+            described += ["  " + line for line in describe_metadata({"parameters": layer.metadata["parameters"]})]
+    lines += _parameters_block(described)
+    return lines
+
+
+def _parameters_block(described: list[str]) -> list[str]:
+    if not described:
+        return ["  generation parameters: none"]
+    return ["  generation parameters:"] + ["    " + line for line in described]
+
+
+def _check_readable(path: str) -> None:
+    # Named here so a missing input reads "IN: no such file" rather than an ORA/zip message.
+    if not os.path.exists(path):
+        raise FileError(f"{path}: cannot open: no such file or folder")
+    if os.path.isdir(path):
+        raise FileError(f"{path}: cannot open: it is a folder, not a file")
+
+
+def _quality(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"quality is a whole number from 1 to 100, not {text!r}") from None
+    if not 1 <= value <= 100:
+        raise argparse.ArgumentTypeError(f"quality is 1 to 100, not {value}")
+    return value
+
+
+def _add_max_pixels(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--max-pixels", type=_positive, default=None, metavar="N",
+                        help="refuse images declaring more than N pixels (default: Pillow's limit, about 89 million)")
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, not {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, not {value}")
+    return value
