@@ -147,3 +147,18 @@ def test_models_lists_a_diffusers_folder(tmp_path, capsys):
     assert main(["models", "--folder", str(tmp_path / "models")]) == 0
     out = capsys.readouterr().out
     assert "my-model" in out and "folder" in out
+
+
+def test_ctrl_c_asks_the_engine_to_cancel_instead_of_killing_it(capsys):
+    import os
+    import signal
+
+    from sd_studio.cli_generate import _cancel_on_interrupt
+
+    before = signal.getsignal(signal.SIGINT)
+    with _cancel_on_interrupt() as cancelled:
+        assert not cancelled()
+        os.kill(os.getpid(), signal.SIGINT)
+        assert cancelled()
+    assert signal.getsignal(signal.SIGINT) is before
+    assert "cancelling" in capsys.readouterr().err
