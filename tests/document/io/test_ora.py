@@ -1,0 +1,297 @@
+"""OpenRaster round trips, the archive's shape, and files in the shape Krita and MyPaint write."""
+
+from __future__ import annotations
+
+import io
+import shutil
+import subprocess
+import xml.etree.ElementTree as ET
+import zipfile
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+from sd_studio.document.document import Document
+from sd_studio.document.geometry import Point
+from sd_studio.document.io.ora import (
+    NAMESPACE,
+    content_bounds,
+    read_ora,
+    read_ora_info,
+    write_ora,
+)
+from sd_studio.document.layer import BlendMode, Layer
+from sd_studio.document.surface import Surface
+
+
+def _noise(h: int, w: int, seed: int = 0, alpha: int | None = None) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    px = rng.integers(0, 256, (h, w, 4), dtype=np.uint8)
+    px[..., 3] = rng.integers(1, 256, (h, w), dtype=np.uint8) if alpha is None else alpha
+    return px
+
+
+def _sample_doc() -> Document:
+    doc = Document.new(300, 200, background=(250, 240, 230, 255))
+    gen = Layer(name='Generated "cat" — ünïcode & <tags>', offset=Point(-5, 7), opacity=0.37, locked=True,
+                blend_mode=BlendMode.MULTIPLY, metadata={"parameters": "a cat\nNegative prompt: dog\nSteps: 20, Seed: 7"})
+    gen.surface.write(-20, 20, _noise(50, 70, 1))
+    hidden = Layer(name="Hidden", visible=False)
+    hidden.surface.write(100, 100, _noise(30, 30, 2, alpha=255))
+    empty = Layer(name="Empty", offset=Point(12, 34))
+    doc.layers += [gen, hidden, empty]
+    doc.active = gen
+    doc.mask.surface.write(3, 4, np.full((10, 12), 200, np.uint8))
+    doc.metadata["title"] = "sample"
+    return doc
+
+
+def _assert_same(a: Document, b: Document) -> None:
+    assert a.size == b.size
+    assert [layer.properties() for layer in a.layers] == [layer.properties() for layer in b.layers]
+    for la, lb in zip(a.layers, b.layers):
+        assert la.surface.equals(lb.surface), la.name
+    assert np.array_equal(a.mask.to_array(), b.mask.to_array())
+    assert a.active is not None and b.active is not None
+    assert a.index_of(a.active) == b.index_of(b.active)
+    assert np.array_equal(a.composite(), b.composite())
+
+
+def test_round_trip_keeps_every_property(tmp_path):
+    doc = _sample_doc()
+    path = tmp_path / "a.ora"
+    write_ora(path, doc)
+    back = read_ora(path)
+    _assert_same(doc, back)
+    assert back.metadata == {"title": "sample"}
+    assert not back.is_modified
+
+
+@pytest.mark.parametrize("mode", list(BlendMode))
+def test_round_trip_every_blend_mode(tmp_path, mode):
+    doc = Document.new(64, 64, background=(10, 120, 200, 255))
+    top = Layer(name=mode.label, blend_mode=mode, opacity=0.5)
+    top.surface.write(8, 8, _noise(40, 40, 3))
+    doc.layers.append(top)
+    write_ora(tmp_path / "m.ora", doc)
+    with zipfile.ZipFile(tmp_path / "m.ora") as zf:
+        stack = ET.fromstring(zf.read("stack.xml"))
+    assert stack[0][0].get("composite-op") == mode.value
+    back = read_ora(tmp_path / "m.ora")
+    assert back.layers[1].blend_mode is mode
+    _assert_same(doc, back)
+
+
+def test_archive_follows_the_openraster_spec(tmp_path):
+    doc = _sample_doc()
+    path = tmp_path / "spec.ora"
+    write_ora(path, doc)
+    raw = path.read_bytes()
+    # the mimetype is the first member, stored, with no extra field, so `file` can sniff it
+    assert raw[:4] == b"PK\x03\x04"
+    assert raw[30:38] == b"mimetype" and raw[38:54] == b"image/openraster"
+    with zipfile.ZipFile(path) as zf:
+        first = zf.infolist()[0]
+        assert (first.filename, first.compress_type, first.extra) == ("mimetype", zipfile.ZIP_STORED, b"")
+        names = zf.namelist()
+        assert {"stack.xml", "mergedimage.png", "Thumbnails/thumbnail.png"} <= set(names)
+        merged = np.asarray(Image.open(io.BytesIO(zf.read("mergedimage.png"))).convert("RGBA"))
+        assert np.array_equal(merged, doc.composite())
+        thumb = Image.open(io.BytesIO(zf.read("Thumbnails/thumbnail.png")))
+        assert max(thumb.size) == 256 and thumb.size == (256, 171)
+        root = ET.fromstring(zf.read("stack.xml"))
+        layers = list(root.find("stack"))
+        assert all(el.get("src") in names and el.get("src").startswith("data/") for el in layers)
+        # topmost first: the hidden inpaint mask, then the document's layers from the top down
+        assert layers[0].get(f"{{{NAMESPACE}}}role") == "inpaint-mask" and layers[0].get("visibility") == "hidden"
+        assert [el.get("name") for el in layers[1:]] == [layer.name for layer in reversed(doc.layers)]
+        gen = layers[3]
+        assert gen.get("edit-locked") == "true" and gen.get("selected") == "true"
+        assert gen.get("opacity") == "0.37" and gen.get("composite-op") == "svg:multiply"
+        # layer PNGs are cropped to the content; x/y carry where it lies in the document
+        png = Image.open(io.BytesIO(zf.read(gen.get("src"))))
+        assert png.size == (70, 50)
+        assert (int(gen.get("x")), int(gen.get("y"))) == (-25, 27)
+        hidden = layers[2]
+        assert hidden.get("visibility") == "hidden" and (hidden.get("x"), hidden.get("y")) == ("100", "100")
+
+
+def test_info_reads_without_decoding(tmp_path):
+    doc = _sample_doc()
+    write_ora(tmp_path / "i.ora", doc)
+    info = read_ora_info(tmp_path / "i.ora")
+    assert (info["width"], info["height"], info["has_mask"]) == (300, 200, True)
+    assert [layer["name"] for layer in info["layers"]] == [layer.name for layer in reversed(doc.layers)]
+    gen = info["layers"][2]
+    assert (gen["width"], gen["height"], gen["x"], gen["y"]) == (70, 50, -25, 27)
+    assert gen["metadata"]["parameters"].startswith("a cat\n")
+    assert gen["blend_mode"] == "svg:multiply" and gen["locked"] and gen["opacity"] == pytest.approx(0.37)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.integers(-200, 200), st.integers(-200, 200), st.integers(1, 90), st.integers(1, 90)),
+                min_size=0, max_size=4))
+def test_content_bounds_matches_a_full_scan(rects):
+    surface = Surface(4)
+    for x, y, w, h in rects:
+        px = np.zeros((h, w, 4), np.uint8)
+        px[h // 2, w - 1] = (1, 2, 3, 4)
+        px[0, w // 3] = (9, 9, 9, 9)
+        surface.write(x, y, px)
+    assert content_bounds(surface) == surface.content_bounds()
+
+
+# -- files in the shape other programs write -----------------------------------------------------
+def _png(pixels: np.ndarray, mode: str = "RGBA") -> bytes:
+    out = io.BytesIO()
+    Image.fromarray(pixels).convert(mode).save(out, "PNG")
+    return out.getvalue()
+
+
+def _archive(path, stack_xml: str, members: dict[str, bytes]) -> None:
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("mimetype", "image/openraster", compress_type=zipfile.ZIP_STORED)
+        zf.writestr("stack.xml", stack_xml)
+        for name, data in members.items():
+            zf.writestr(name, data)
+
+
+def _over(dst: np.ndarray, src: np.ndarray, opacity: float = 1.0) -> np.ndarray:
+    """Plain src-over in float, to compare composites without our own compositor."""
+    s = src.astype(np.float64) / 255
+    d = dst.astype(np.float64) / 255
+    sa = s[..., 3:] * opacity
+    da = d[..., 3:]
+    oa = sa + da * (1 - sa)
+    oc = np.divide(s[..., :3] * sa + d[..., :3] * da * (1 - sa), oa, out=np.zeros_like(s[..., :3]), where=oa > 0)
+    return np.clip(np.rint(np.concatenate([oc, oa], axis=2) * 255), 0, 255).astype(np.uint8)
+
+
+def test_reads_a_krita_shaped_file(tmp_path):
+    # Krita 5 writes a full-canvas PNG per layer, edit-locked/selected, xres/yres, a root stack
+    # without isolation, groups as isolated stacks, and krita:* ops for modes outside svg:*
+    w, h = 64, 48
+    bg = np.zeros((h, w, 4), np.uint8)
+    bg[...] = (200, 210, 220, 255)
+    paint = np.zeros((h, w, 4), np.uint8)
+    paint[10:30, 5:40] = (255, 0, 0, 160)
+    inner = np.zeros((h, w, 4), np.uint8)
+    inner[20:40, 30:60] = (0, 0, 255, 255)
+    stack = f"""<?xml version="1.0" encoding="UTF-8"?>
+<!-- written by Krita -->
+<image w="{w}" xres="300" h="{h}" yres="300" version="0.0.1">
+ <stack name="root" opacity="1" composite-op="svg:src-over" visibility="visible" x="0" y="0" isolation="isolate">
+  <stack name="Group 1" opacity="0.5" composite-op="svg:src-over" visibility="visible" x="0" y="0" isolation="isolate">
+   <layer name="Inner" opacity="1" composite-op="svg:src-over" visibility="visible" x="0" y="0" src="data/layer3.png"/>
+  </stack>
+  <stack name="Pass" opacity="1" composite-op="svg:src-over" visibility="visible" x="0" y="0" isolation="auto">
+   <layer name="Odd mode" opacity="1" composite-op="krita:exclusion" visibility="hidden" x="0" y="0" src="data/layer4.png"/>
+  </stack>
+  <layer name="Paint" opacity="0.8" edit-locked="true" selected="true" composite-op="svg:src-over" visibility="visible" x="0" y="0" src="data/layer2.png"/>
+  <layer name="Background" opacity="1" composite-op="svg:src-over" visibility="visible" x="0" y="0" src="data/layer1.png"/>
+ </stack>
+</image>
+"""
+    _archive(tmp_path / "k.ora", stack, {
+        "data/layer1.png": _png(bg), "data/layer2.png": _png(paint), "data/layer3.png": _png(inner),
+        "data/layer4.png": _png(inner), "mergedimage.png": _png(bg), "Thumbnails/thumbnail.png": _png(bg),
+    })
+    doc = read_ora(tmp_path / "k.ora")
+    assert [layer.name for layer in doc.layers] == ["Background", "Paint", "Odd mode", "Group 1"]
+    assert doc.active is doc.layers[1] and doc.layers[1].locked and doc.layers[1].opacity == pytest.approx(0.8)
+    odd, group = doc.layers[2], doc.layers[3]
+    assert odd.blend_mode is BlendMode.SRC_OVER and not odd.visible  # hoisted from the pass-through group
+    assert group.opacity == 0.5 and group.surface.content_bounds().width == 30  # flattened, isolated group
+    expected = _over(_over(_over(np.zeros((h, w, 4), np.uint8), bg), paint, 0.8), inner, 0.5)
+    assert np.abs(doc.composite().astype(int) - expected.astype(int)).max() <= 1
+
+
+def test_reads_a_mypaint_shaped_file(tmp_path):
+    # MyPaint 2 writes its own namespace, layer PNGs cropped with x/y offsets, a background layer
+    # with a tile attribute, strokemaps beside the PNGs, 16-bit-free 8-bit RGBA, nested stacks
+    w, h = 80, 60
+    bg = np.zeros((h, w, 4), np.uint8)
+    bg[...] = (255, 255, 255, 255)
+    stroke = np.zeros((12, 20, 4), np.uint8)
+    stroke[2:10, 3:18] = (10, 200, 10, 255)
+    grey = np.full((6, 6), 90, np.uint8)
+    stack = f"""<?xml version='1.0' encoding='UTF-8'?>
+<image xmlns:mypaint="http://mypaint.org/ns/openraster" h="{h}" version="0.0.5" w="{w}" xres="72" yres="72">
+  <stack>
+    <stack composite-op="svg:src-over" isolation="auto" name="Group" opacity="1.0" visibility="visible" x="0" y="0">
+      <layer composite-op="svg:src-over" mypaint:strokemap="data/layer002_strokemap.dat" name="Stroke" opacity="1.0" src="data/layer002.png" visibility="visible" x="33" y="21" selected="true"/>
+    </stack>
+    <layer composite-op="svg:src-over" name="Grey" opacity="0.5" src="data/layer001.png" visibility="visible" x="-3" y="50"/>
+    <layer composite-op="svg:src-over" edit-locked="true" mypaint:background-tile="data/background_tile.png" name="background" opacity="1.0" src="data/background.png" visibility="visible" x="0" y="0"/>
+  </stack>
+</image>
+"""
+    _archive(tmp_path / "m.ora", stack, {
+        "data/background.png": _png(bg, "RGB"), "data/background_tile.png": _png(bg[:64, :64], "RGB"),
+        "data/layer001.png": _png(grey, "L"), "data/layer002.png": _png(stroke),
+        "data/layer002_strokemap.dat": b"\x00" * 16,
+    })
+    doc = read_ora(tmp_path / "m.ora")
+    assert [layer.name for layer in doc.layers] == ["background", "Grey", "Stroke"]
+    assert doc.active is doc.layers[2] and doc.layers[0].locked
+    assert doc.layers[2].offset == Point(33, 21) and doc.layers[1].offset == Point(-3, 50)
+    expected = bg.copy()
+    grey_rgba = np.zeros((h, w, 4), np.uint8)
+    grey_rgba[50:56, 0:3] = (90, 90, 90, 255)
+    expected = _over(expected, grey_rgba, 0.5)
+    stroke_full = np.zeros((h, w, 4), np.uint8)
+    stroke_full[21:33, 33:53] = stroke
+    expected = _over(expected, stroke_full)
+    assert np.abs(doc.composite().astype(int) - expected.astype(int)).max() <= 1
+
+
+def test_wide_and_palette_pngs_become_8_bit_rgba(tmp_path):
+    w, h = 16, 8
+    wide = (np.arange(w * h, dtype=np.uint16).reshape(h, w) * 500).astype(np.uint16)
+    out16 = io.BytesIO()
+    Image.fromarray(wide).save(out16, "PNG")
+    pal = Image.fromarray(np.full((h, w, 3), (30, 60, 90), np.uint8)).convert("P", palette=Image.Palette.ADAPTIVE)
+    outp = io.BytesIO()
+    pal.save(outp, "PNG")
+    stack = f"""<image w="{w}" h="{h}"><stack>
+<layer name="p" src="data/p.png"/><layer name="g" src="data/g.png" visibility="hidden"/></stack></image>"""
+    _archive(tmp_path / "w.ora", stack, {"data/g.png": out16.getvalue(), "data/p.png": outp.getvalue()})
+    doc = read_ora(tmp_path / "w.ora")
+    g = doc.layers[0].surface.read(doc.bounds)
+    assert np.array_equal(g[..., 0], (wide >> 8).astype(np.uint8)) and (g[..., 3] == 255).all()
+    assert tuple(doc.layers[1].surface.read(doc.bounds)[3, 3]) == (30, 60, 90, 255)
+
+
+# -- a real program --------------------------------------------------------------------------------
+def _krita(*args: str) -> None:
+    runner = ["xvfb-run", "-a"] if shutil.which("xvfb-run") else []
+    env = {k: v for k, v in __import__("os").environ.items() if k != "QT_QPA_PLATFORM"}
+    subprocess.run(runner + ["krita", *args], check=True, timeout=300, env=env,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+@pytest.mark.skipif(shutil.which("krita") is None, reason="Krita is not installed")
+def test_krita_shows_our_file_and_we_show_krita_s(tmp_path):
+    doc = Document.new(160, 120, background=(240, 230, 220, 255))
+    a = Layer(name="A", opacity=0.6, offset=Point(10, -4))
+    a.surface.write(0, 0, _noise(60, 90, 5))
+    b = Layer(name="B hidden", visible=False)
+    b.surface.write(20, 20, _noise(40, 40, 6, alpha=255))
+    c = Layer(name="C locked", locked=True)
+    c.surface.write(100, 70, _noise(40, 50, 7))
+    doc.layers += [a, b, c]
+    doc.mask.surface.write(0, 0, np.full((20, 20), 255, np.uint8))
+    ours = tmp_path / "ours.ora"
+    write_ora(ours, doc)
+    _krita(str(ours), "--export", "--export-filename", str(tmp_path / "krita.png"))
+    seen = np.asarray(Image.open(tmp_path / "krita.png").convert("RGBA")).astype(int)
+    assert seen.shape == (120, 160, 4)
+    assert np.abs(seen - doc.composite().astype(int)).mean() < 1.0
+    _krita(str(ours), "--export", "--export-filename", str(tmp_path / "krita.ora"))
+    back = read_ora(tmp_path / "krita.ora")
+    assert [layer.name for layer in back.layers] == ["Background", "A", "B hidden", "C locked", "Inpaint mask"]
+    assert back.layers[3].locked and not back.layers[2].visible and back.layers[1].opacity == pytest.approx(0.6, abs=0.01)
+    assert np.abs(back.composite().astype(int) - doc.composite().astype(int)).mean() < 1.0
