@@ -1,0 +1,105 @@
+"""EngineThread: runs generations on a QThread and turns the engine's callbacks into Qt signals."""
+
+from __future__ import annotations
+
+import threading
+
+from PySide6.QtCore import QObject, QThread, Signal, Slot
+
+
+class EngineWorker(QObject):
+    """Lives on the engine thread; owns the one ModelCache so that a model loads once per session."""
+
+    progress = Signal(int, object)  # job id, engine.request.Progress
+    finished = Signal(int, object)  # job id, engine.request.GenerationResult
+    failed = Signal(int, object)  # job id, the exception (sd_studio.errors.Cancelled when cancelled)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.models = None
+        self.cancel_flag = threading.Event()
+
+    @Slot(int, object)
+    def run(self, job: int, request) -> None:
+        """Generate for request, reporting progress; emits finished or failed, never raises."""
+        try:
+            from sd_studio.engine.generate import generate
+            from sd_studio.engine.models import ModelCache
+
+            if self.models is None:
+                self.models = ModelCache()
+            result = generate(
+                request,
+                progress=lambda p: self.progress.emit(job, p),
+                cancel=self.cancel_flag.is_set,
+                models=self.models,
+            )
+        except BaseException as exc:  # noqa: BLE001 - every failure goes back to the window as a signal
+            self.failed.emit(job, exc)
+        else:
+            self.finished.emit(job, result)
+
+
+class EngineThread(QObject):
+    """Starts generations one at a time on a background thread; the window only receives signals.
+
+    `submit(request)` returns a job id; the signals carry it so a late answer from an old job can
+    be recognised. `cancel()` sets a thread-safe flag that the engine checks between steps.
+    """
+
+    progress = Signal(int, object)
+    finished = Signal(int, object)
+    failed = Signal(int, object)
+    busy_changed = Signal(bool)
+    _start = Signal(int, object)
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._thread = QThread()
+        self._thread.setObjectName("sd-studio engine")
+        self.worker = EngineWorker()
+        self.worker.moveToThread(self._thread)
+        self._start.connect(self.worker.run)
+        self.worker.progress.connect(self.progress)
+        self.worker.finished.connect(self._done)
+        self.worker.failed.connect(self._failed)
+        self._job = 0
+        self._running: int | None = None
+        self._thread.start()
+
+    @property
+    def busy(self) -> bool:
+        """True while a job runs."""
+        return self._running is not None
+
+    def submit(self, request) -> int:
+        """Start a generation; returns its job id. Refuses while another job runs."""
+        if self.busy:
+            raise RuntimeError("a generation is already running")
+        self._job += 1
+        self._running = self._job
+        self.worker.cancel_flag.clear()
+        self.busy_changed.emit(True)
+        self._start.emit(self._job, request)
+        return self._job
+
+    def cancel(self) -> None:
+        """Ask the running job to stop at its next step."""
+        if self.busy:
+            self.worker.cancel_flag.set()
+
+    def _done(self, job: int, result) -> None:
+        self._running = None
+        self.busy_changed.emit(False)
+        self.finished.emit(job, result)
+
+    def _failed(self, job: int, exc) -> None:
+        self._running = None
+        self.busy_changed.emit(False)
+        self.failed.emit(job, exc)
+
+    def shutdown(self, wait_ms: int = 5000) -> None:
+        """Cancel any job and stop the thread."""
+        self.cancel()
+        self._thread.quit()
+        self._thread.wait(wait_ms)

@@ -1,0 +1,401 @@
+"""Generate panel: mode, prompts with token counts, sampler settings, seed, model, and Advanced."""
+
+from __future__ import annotations
+
+import random
+import sys
+import threading
+
+from PySide6.QtCore import QSignalBlocker, Qt, QTimer, Signal
+from PySide6.QtWidgets import (
+    QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit,
+    QMenu, QPlainTextEdit, QProgressBar, QPushButton, QSpinBox, QToolButton, QVBoxLayout, QWidget,
+)
+
+from sd_studio.ui.generation import MODE_LABELS
+
+MAX_SEED = 2**32 - 1
+DEFAULT_STRENGTH = {"inpaint": 1.0, "img2img": 0.75, "txt2img": 1.0, "fill": 1.0}
+DEVICES = ("auto", "cpu", "cuda", "mps")
+MEMORY_MODES = ("auto", "none", "attention-slicing", "vae-tiling", "cpu-offload")
+RESOLUTIONS = ("Model default", "512", "640", "768", "1024")
+
+
+def _icon(name: str):
+    import qtawesome as qta
+
+    return qta.icon(name)
+
+
+def _scheduler_names() -> tuple[str, ...]:
+    try:
+        from sd_studio.engine.schedulers import scheduler_names
+
+        return scheduler_names()
+    except Exception:  # noqa: BLE001 - the panel still opens; the engine will name the problem
+        return ("Euler a",)
+
+
+class _TokenCounter(QLabel):
+    """Shows `n/75` for a prompt; the tokenizer loads on a background thread so typing never waits."""
+
+    _loaded = threading.Event()
+    _loading = False
+
+    def __init__(self, edit: QPlainTextEdit) -> None:
+        super().__init__("0/75")
+        self.edit = edit
+        self.setToolTip("CLIP tokens used in this prompt (75 per chunk)")
+        self._timer = QTimer(self, singleShot=True, interval=200, timeout=self.refresh)
+        edit.textChanged.connect(self._timer.start)
+
+    @classmethod
+    def _warm_up(cls) -> None:
+        if cls._loading:
+            return
+        cls._loading = True
+
+        def load() -> None:
+            try:
+                from sd_studio.engine.tokens import count_tokens
+
+                count_tokens("warm up")
+            finally:
+                cls._loaded.set()
+
+        threading.Thread(target=load, name="tokenizer warm-up", daemon=True).start()
+
+    def refresh(self) -> None:
+        """Count the prompt's tokens (an estimate until the tokenizer has loaded)."""
+        text = self.edit.toPlainText()
+        n: int | None = None
+        if self._loaded.is_set() and "sd_studio.engine.tokens" in sys.modules:
+            try:
+                n = sys.modules["sd_studio.engine.tokens"].count_tokens(text)
+            except Exception:  # noqa: BLE001 - a counter must never break typing
+                n = None
+        if n is None:
+            self._warm_up()
+            self._timer.start(500)
+            n = round(len(text.replace(",", " , ").split()) * 1.3)
+            prefix = "~"
+        else:
+            prefix = ""
+        window = 75
+        chunks = max(1, -(-n // window))
+        self.setText(f"{prefix}{n}/{window * chunks}")
+
+
+class GeneratePanel(QWidget):
+    """The settings of the next generation, the Generate/Cancel buttons, progress and the variant chooser."""
+
+    generate_requested = Signal()
+    cancel_requested = Signal()
+    variant_changed = Signal(int)
+    keep_requested = Signal(bool)  # True: keep every variant, False: keep the one shown
+    discard_requested = Signal()
+    model_chosen = Signal(str)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.mode = QComboBox(objectName="mode")
+        for key, label in MODE_LABELS.items():
+            self.mode.addItem(label, key)
+        self.prompt = QPlainTextEdit(objectName="prompt", placeholderText="What to paint: a red barn on a hill, golden hour")
+        self.negative = QPlainTextEdit(objectName="negative", placeholderText="What to avoid: blurry, watermark")
+        for edit, rows in ((self.prompt, 4), (self.negative, 2)):
+            edit.setTabChangesFocus(True)
+            edit.setFixedHeight(edit.fontMetrics().lineSpacing() * rows + 12)
+        self.prompt_tokens = _TokenCounter(self.prompt)
+        self.negative_tokens = _TokenCounter(self.negative)
+
+        self.model = QComboBox(objectName="model", editable=True)
+        self.model.lineEdit().setPlaceholderText("Hub id, model folder or .safetensors file")
+        self.model.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.model.setMinimumContentsLength(12)
+        self.model_button = QToolButton(toolTip="Open model file or folder...")
+        self.model_button.setIcon(_icon("mdi6.folder-open-outline"))
+        self.model_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        menu = QMenu(self.model_button)
+        menu.addAction("Open model file...", self._open_model_file)
+        menu.addAction("Open model folder...", self._open_model_folder)
+        self.model_button.setMenu(menu)
+
+        self.scheduler = QComboBox(objectName="scheduler")
+        self.scheduler.addItems(list(_scheduler_names()))
+        self.steps = QSpinBox(minimum=1, maximum=150, value=20, objectName="steps")
+        self.guidance = QDoubleSpinBox(minimum=0.0, maximum=30.0, singleStep=0.5, value=7.0, decimals=1, objectName="guidance")
+        self.strength = QDoubleSpinBox(minimum=0.01, maximum=1.0, singleStep=0.05, value=1.0, decimals=2, objectName="strength")
+        self.variants = QSpinBox(minimum=1, maximum=16, value=1, objectName="variants")
+        self.seed = QLineEdit(objectName="seed", placeholderText="random")
+        self.seed.setValidator(_seed_validator(self.seed))
+        self.dice = QToolButton(toolTip="A new random seed")
+        self.dice.setIcon(_icon("mdi6.dice-5-outline"))
+        self.seed_lock = QToolButton(toolTip="Keep this seed (unlocked: a new random seed each time)", checkable=True)
+        self.seed_lock.setIcon(_icon("mdi6.lock-open-variant-outline"))
+        self.seed_lock.setObjectName("seedLock")
+
+        self.advanced = QGroupBox("Advanced", checkable=True, checked=False)
+        self.padding = QSpinBox(minimum=0, maximum=1024, value=32, suffix=" px")
+        self.feather = QSpinBox(minimum=0, maximum=256, value=4, suffix=" px")
+        self.resolution = QComboBox(editable=True)
+        self.resolution.addItems(list(RESOLUTIONS))
+        self.device = QComboBox()
+        self.device.addItems(list(DEVICES))
+        self.memory_mode = QComboBox()
+        self.memory_mode.addItems(list(MEMORY_MODES))
+        self.whole_image = QCheckBox("Whole image")
+        self.match_color = QCheckBox("Match colours")
+        adv = QFormLayout()
+        adv.addRow("Padding", self.padding)
+        adv.addRow("Feather", self.feather)
+        adv.addRow("Resolution", self.resolution)
+        adv.addRow("Device", self.device)
+        adv.addRow("Memory", self.memory_mode)
+        flags = QHBoxLayout()
+        flags.addWidget(self.whole_image)
+        flags.addWidget(self.match_color)
+        adv.addRow(flags)
+        self._advanced_body = QWidget()
+        self._advanced_body.setLayout(adv)
+        self._advanced_body.setVisible(False)
+        box = QVBoxLayout(self.advanced)
+        box.setContentsMargins(6, 2, 6, 2)
+        box.addWidget(self._advanced_body)
+        self.advanced.toggled.connect(self._advanced_body.setVisible)
+
+        self.generate_button = QPushButton("Generate", objectName="generateButton")
+        self.generate_button.setIcon(_icon("mdi6.auto-fix"))
+        self.generate_button.setToolTip("Generate (Ctrl+Enter)")
+        self.generate_button.setDefault(True)
+        self.cancel_button = QPushButton("Cancel", objectName="cancelButton", enabled=False)
+        self.cancel_button.setIcon(_icon("mdi6.stop-circle-outline"))
+        self.cancel_button.setToolTip("Cancel (Esc)")
+        self.progress = QProgressBar(objectName="progress", textVisible=True)
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0)
+        self.progress.setFormat("Ready")
+        self.status = QLabel("", wordWrap=True)
+
+        self.variant_box = QWidget()
+        self.variant_label = QLabel()
+        self.prev_button = QToolButton(toolTip="Previous variant")
+        self.prev_button.setIcon(_icon("mdi6.chevron-left"))
+        self.next_button = QToolButton(toolTip="Next variant")
+        self.next_button.setIcon(_icon("mdi6.chevron-right"))
+        self.keep_button = QPushButton("Keep")
+        self.keep_all_button = QPushButton("Keep all")
+        self.discard_button = QPushButton("Discard")
+        vrow = QHBoxLayout(self.variant_box)
+        vrow.setContentsMargins(0, 0, 0, 0)
+        for w in (self.prev_button, self.variant_label, self.next_button, self.keep_button, self.keep_all_button, self.discard_button):
+            vrow.addWidget(w)
+        self.variant_box.setVisible(False)
+        self._variant = 0
+        self._variant_count = 0
+
+        form = QFormLayout()
+        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        form.addRow("Mode", self.mode)
+        form.addRow(_label_with("Prompt", self.prompt_tokens), self.prompt)
+        form.addRow(_label_with("Negative", self.negative_tokens), self.negative)
+        model_row = QHBoxLayout()
+        model_row.addWidget(self.model, 1)
+        model_row.addWidget(self.model_button)
+        form.addRow("Model", model_row)
+        form.addRow("Sampler", self.scheduler)
+        form.addRow("Steps", self.steps)
+        form.addRow("Guidance", self.guidance)
+        form.addRow("Strength", self.strength)
+        seed_row = QHBoxLayout()
+        seed_row.addWidget(self.seed, 1)
+        seed_row.addWidget(self.dice)
+        seed_row.addWidget(self.seed_lock)
+        form.addRow("Seed", seed_row)
+        form.addRow("Variants", self.variants)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.generate_button, 1)
+        buttons.addWidget(self.cancel_button)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(6, 6, 6, 6)
+        layout.addLayout(form)
+        layout.addWidget(self.advanced)
+        layout.addLayout(buttons)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.variant_box)
+        layout.addWidget(self.status)
+        layout.addStretch(1)
+
+        self.mode.currentIndexChanged.connect(self._on_mode)
+        self.dice.clicked.connect(self.roll_seed)
+        self.seed_lock.toggled.connect(self._on_lock)
+        self.generate_button.clicked.connect(self.generate_requested)
+        self.cancel_button.clicked.connect(self.cancel_requested)
+        self.prev_button.clicked.connect(lambda: self.show_variant(self._variant - 1))
+        self.next_button.clicked.connect(lambda: self.show_variant(self._variant + 1))
+        self.keep_button.clicked.connect(lambda: self.keep_requested.emit(False))
+        self.keep_all_button.clicked.connect(lambda: self.keep_requested.emit(True))
+        self.discard_button.clicked.connect(self.discard_requested)
+        self.model.lineEdit().editingFinished.connect(lambda: self.model_chosen.emit(self.model.currentText().strip()))
+        self._on_mode()
+
+    # -- settings ----------------------------------------------------------------------------
+    def settings(self) -> dict:
+        """The panel's values as GenerationRequest fields, plus "mode" (inpaint|img2img|txt2img|fill)."""
+        res = self.resolution.currentText().strip()
+        seed_text = self.seed.text().strip()
+        return {
+            "mode": self.mode.currentData(),
+            "prompt": self.prompt.toPlainText().strip(),
+            "negative_prompt": self.negative.toPlainText().strip(),
+            "model": self.model.currentText().strip() or None,
+            "scheduler": self.scheduler.currentText(),
+            "steps": self.steps.value(),
+            "guidance": self.guidance.value(),
+            "strength": self.strength.value(),
+            "seed": int(seed_text) if self.seed_lock.isChecked() and seed_text else None,
+            "variants": self.variants.value(),
+            "padding": self.padding.value(),
+            "feather": self.feather.value(),
+            "resolution": int(res) if res.isdigit() else None,
+            "device": self.device.currentText(),
+            "memory_mode": self.memory_mode.currentText(),
+            "whole_image": self.whole_image.isChecked(),
+            "match_color": self.match_color.isChecked(),
+        }
+
+    def load_parameters(self, p: dict) -> None:
+        """Fill the panel from parsed A1111 parameters (document.io.parameters.parse_parameters); the seed is locked."""
+        if "prompt" in p:
+            self.prompt.setPlainText(str(p["prompt"]))
+        if "negative_prompt" in p:
+            self.negative.setPlainText(str(p["negative_prompt"]))
+        if isinstance(p.get("steps"), int):
+            self.steps.setValue(p["steps"])
+        if isinstance(p.get("cfg_scale"), (int, float)):
+            self.guidance.setValue(float(p["cfg_scale"]))
+        if isinstance(p.get("denoising_strength"), (int, float)):
+            self.strength.setValue(float(p["denoising_strength"]))
+        if p.get("sampler") and self.scheduler.findText(str(p["sampler"])) >= 0:
+            self.scheduler.setCurrentText(str(p["sampler"]))
+        if isinstance(p.get("seed"), int):
+            self.seed.setText(str(p["seed"]))
+            self.seed_lock.setChecked(True)
+        mode = {"txt2img": "txt2img", "img2img": "img2img", "inpaint": "inpaint"}.get(str(p.get("Mode", p.get("mode", ""))).lower())
+        if mode:
+            self.mode.setCurrentIndex(self.mode.findData(mode))
+        if p.get("model") and not self.model.currentText().strip():
+            self.model.setCurrentText(str(p["model"]))
+
+    def set_models(self, recent: list[str], current: str | None) -> None:
+        """Offer the recent models, showing current (or the first)."""
+        with QSignalBlocker(self.model):
+            self.model.clear()
+            self.model.addItems(recent)
+            self.model.setCurrentText(current or (recent[0] if recent else ""))
+
+    def roll_seed(self) -> None:
+        """Put a new random seed in the box."""
+        self.seed.setText(str(random.randint(0, MAX_SEED)))
+
+    def show_seed(self, seed: int) -> None:
+        """Show the seed a generation used (unless the user locked another one)."""
+        if not self.seed_lock.isChecked():
+            self.seed.setText(str(seed))
+
+    def _on_lock(self, locked: bool) -> None:
+        self.seed_lock.setIcon(_icon("mdi6.lock-outline" if locked else "mdi6.lock-open-variant-outline"))
+        if locked and not self.seed.text().strip():
+            self.roll_seed()
+
+    def _on_mode(self) -> None:
+        mode = self.mode.currentData()
+        diffusion = mode != "fill"
+        for w in (self.prompt, self.negative, self.model, self.model_button, self.scheduler, self.steps,
+                  self.guidance, self.variants, self.seed, self.dice, self.seed_lock, self.resolution,
+                  self.device, self.memory_mode, self.whole_image, self.match_color):
+            w.setEnabled(diffusion)
+        self.strength.setEnabled(mode in ("img2img", "inpaint"))
+        self.strength.setValue(DEFAULT_STRENGTH[mode])
+
+    def _open_model_file(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open model file", "", "Safetensors models (*.safetensors);;All files (*)")
+        if path:
+            self.model.setCurrentText(path)
+            self.model_chosen.emit(path)
+
+    def _open_model_folder(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Open diffusers model folder")
+        if path:
+            self.model.setCurrentText(path)
+            self.model_chosen.emit(path)
+
+    # -- running -----------------------------------------------------------------------------
+    def set_busy(self, busy: bool) -> None:
+        """Switch between the idle and the running state of the buttons."""
+        self.generate_button.setEnabled(not busy)
+        self.cancel_button.setEnabled(busy)
+        if busy:
+            self.progress.setRange(0, 0)
+            self.progress.setFormat("Starting...")
+            self.status.setText("")
+
+    def set_progress(self, phase: str, step: int, total: int, message: str = "") -> None:
+        """Show a progress report: a step count while denoising, a busy bar otherwise."""
+        if total > 0:
+            self.progress.setRange(0, total)
+            self.progress.setValue(min(step, total))
+            self.progress.setFormat(f"{phase.capitalize()} {step}/{total}")
+        else:
+            self.progress.setRange(0, 0)
+            self.progress.setFormat(phase.capitalize())
+        if message:
+            self.status.setText(message)
+
+    def set_done(self, text: str) -> None:
+        """Show the end of a run."""
+        self.progress.setRange(0, 1)
+        self.progress.setValue(1 if text.startswith("Done") else 0)
+        self.progress.setFormat(text)
+
+    def offer_variants(self, count: int) -> None:
+        """Show the chooser for count variants (0 hides it)."""
+        self._variant_count = count
+        self.variant_box.setVisible(count > 1)
+        if count > 1:
+            self.show_variant(0)
+
+    def show_variant(self, i: int) -> None:
+        """Flip to variant i (wrapping around)."""
+        if self._variant_count < 1:
+            return
+        self._variant = i % self._variant_count
+        self.variant_label.setText(f"{self._variant + 1}/{self._variant_count}")
+        self.variant_changed.emit(self._variant)
+
+    @property
+    def current_variant(self) -> int:
+        """The variant shown in the chooser."""
+        return self._variant
+
+
+def _label_with(text: str, counter: QLabel) -> QWidget:
+    w = QWidget()
+    v = QVBoxLayout(w)
+    v.setContentsMargins(0, 0, 0, 0)
+    v.setSpacing(0)
+    v.addWidget(QLabel(text))
+    counter.setStyleSheet("color: palette(mid); font-size: 9pt;")
+    v.addWidget(counter)
+    v.addStretch(1)
+    return w
+
+
+def _seed_validator(parent):
+    from PySide6.QtCore import QRegularExpression
+    from PySide6.QtGui import QRegularExpressionValidator
+
+    return QRegularExpressionValidator(QRegularExpression(r"\d{0,10}"), parent)
+
+
+_ = Qt
