@@ -110,6 +110,7 @@ def _run_diffusion(request, seeds: list[int], progress, cancel, models):
         width=plan.target.width,
         height=plan.target.height,
         memory_mode=request.memory_mode,
+        loras=request.loras,
         progress=progress,
         cancel=cancel,
     )

@@ -72,3 +72,137 @@ def test_cancel_before_work_raises_and_returns_nothing():
     _, scratched, mask = _scratched()
     with pytest.raises(Cancelled):
         generate(GenerationRequest("inpaint", image=scratched, mask=mask), cancel=lambda: True)
+
+
+# -- diffusion on tiny random models ------------------------------------------------------------
+@pytest.fixture(scope="module")
+def models():
+    """One cache for the module, so each tiny model loads once."""
+    from sd_studio.engine.models import ModelCache
+
+    return ModelCache()
+
+
+def _photo(h: int = 96, w: int = 128) -> np.ndarray:
+    rng = np.random.default_rng(4)
+    return rng.integers(0, 256, (h, w, 3), np.uint8)
+
+
+def test_diffusion_inpaint_repaints_only_near_the_mask(tiny_inpaint_dir, models):
+    image = _photo()
+    mask = np.zeros(image.shape[:2], np.uint8)
+    mask[30:50, 40:70] = 255
+    events: list[Progress] = []
+    request = GenerationRequest(
+        "inpaint", image=image, mask=mask, prompt="a red square", steps=2, seed=3, variants=2,
+        model=str(tiny_inpaint_dir), feather=4, device="cpu",
+    )
+    result = generate(request, progress=events.append, models=models)
+    assert result.seeds == [3, 4]
+    assert len(result.images) == 2
+    assert Bounds(0, 0, 128, 96).contains(result.region)
+    for i in range(2):
+        out = result.composite_onto(image, i)
+        far = _far_from(mask, 4)
+        assert np.array_equal(out[..., :3][far], image[far])
+        assert not np.array_equal(out[..., :3][mask > 0], image[mask > 0])
+    p = result.parameters[0]
+    assert p["model"] == tiny_inpaint_dir.name and p["model_hash"] and p["sampler"] == "Euler a"
+    assert (p["width"], p["height"]) == tuple(_target(result))
+    assert {e.phase for e in events} >= {"loading", "denoising"}
+    assert not np.array_equal(result.images[0], result.images[1])
+
+
+def _target(result) -> tuple[int, int]:
+    p = result.parameters[0]
+    return p["width"], p["height"]
+
+
+def test_diffusion_inpaint_with_a_plain_model(tiny_sd_dir, models):
+    image = _photo(64, 64)
+    mask = np.zeros((64, 64), np.uint8)
+    mask[20:40, 20:40] = 255
+    result = generate(
+        GenerationRequest("inpaint", image=image, mask=mask, steps=2, seed=1, model=str(tiny_sd_dir), device="cpu"),
+        models=models,
+    )
+    out = result.composite_onto(image)
+    assert np.array_equal(out[..., :3][_far_from(mask, 4)], image[_far_from(mask, 4)])
+
+
+def test_diffusion_img2img_covers_the_whole_image(tiny_sd_dir, models):
+    image = _photo(72, 96)
+    result = generate(
+        GenerationRequest("img2img", image=image, prompt="x", steps=2, seed=9, strength=0.5, model=str(tiny_sd_dir), device="cpu"),
+        models=models,
+    )
+    assert result.region == Bounds(0, 0, 96, 72)
+    assert result.images[0].shape == (72, 96, 4)
+    assert (result.images[0][..., 3] == 255).all()
+    assert result.parameters[0]["denoising_strength"] == 0.5
+
+
+def test_diffusion_img2img_with_a_selection_keeps_the_rest(tiny_sd_dir, models):
+    image = _photo(96, 128)
+    selection = np.zeros((96, 128), np.uint8)
+    selection[10:30, 10:30] = 255
+    result = generate(
+        GenerationRequest("img2img", image=image, mask=selection, prompt="x", steps=2, seed=9, model=str(tiny_sd_dir), device="cpu"),
+        models=models,
+    )
+    out = result.composite_onto(image)
+    far = _far_from(selection, 4)
+    assert np.array_equal(out[..., :3][far], image[far])
+
+
+def test_diffusion_txt2img_without_an_image(tiny_sd_dir, models):
+    result = generate(
+        GenerationRequest("txt2img", prompt="x", steps=2, seed=11, width=64, height=128, model=str(tiny_sd_dir), device="cpu"),
+        models=models,
+    )
+    assert result.region == Bounds(0, 0, 64, 128)
+    assert result.images[0].shape == (128, 64, 4)
+    assert (result.images[0][..., 3] == 255).all()
+
+
+def test_diffusion_same_seed_reproduces(tiny_sd_dir, models):
+    request = GenerationRequest("txt2img", prompt="x", steps=2, seed=5, width=64, height=64, model=str(tiny_sd_dir), device="cpu")
+    a = generate(request, models=models).images[0]
+    b = generate(request, models=models).images[0]
+    assert np.array_equal(a, b)
+
+
+def test_diffusion_cancel_during_denoising_raises(tiny_sd_dir, models):
+    seen: list[Progress] = []
+
+    def cancel() -> bool:
+        return any(e.phase == "denoising" for e in seen)
+
+    request = GenerationRequest("txt2img", prompt="x", steps=5, seed=5, width=64, height=64, model=str(tiny_sd_dir), device="cpu")
+    with pytest.raises(Cancelled):
+        generate(request, progress=seen.append, cancel=cancel, models=models)
+    denoising = [e for e in seen if e.phase == "denoising"]
+    assert denoising and max(e.step for e in denoising) < 5
+
+
+def test_cli_inpaint_with_a_model_writes_parameters(tiny_inpaint_dir, tmp_path):
+    from PIL import Image
+
+    from sd_studio.cli import main
+    from sd_studio.document.io.parameters import parse_parameters
+
+    image = _photo(64, 80)
+    mask = np.zeros((64, 80), np.uint8)
+    mask[20:40, 20:50] = 255
+    Image.fromarray(image).save(tmp_path / "in.png")
+    Image.fromarray(mask).save(tmp_path / "mask.png")
+    out = tmp_path / "out.png"
+    status = main(["inpaint", str(tmp_path / "in.png"), "--mask", str(tmp_path / "mask.png"), "-o", str(out),
+                   "--model", str(tiny_inpaint_dir), "--steps", "2", "--seed", "77", "--prompt", "cat, sitting",
+                   "--device", "cpu", "--quiet"])
+    assert status == 0
+    written = Image.open(out)
+    assert written.size == (80, 64)
+    params = parse_parameters(written.info["parameters"])
+    assert params["prompt"] == "cat, sitting" and params["seed"] == 77 and params["steps"] == 2
+    assert params["model"] == tiny_inpaint_dir.name
