@@ -1,0 +1,285 @@
+"""Running txt2img / img2img / inpaint on a loaded model: samplers, seeds, LoRAs, memory modes, progress and cancel."""
+
+from __future__ import annotations
+
+import gc
+import math
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from sd_studio.engine.request import Progress
+from sd_studio.engine.schedulers import make_scheduler, scheduler_names
+from sd_studio.errors import Cancelled, GenerationError, ModelError, SDStudioError
+
+SCHEDULERS: tuple[str, ...] = scheduler_names()
+# From most memory to least; each mode keeps the savings of the ones before it.
+MEMORY_LADDER = ("none", "attention-slicing", "vae-tiling", "cpu-offload")
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """True for torch's CUDA out-of-memory error or any RuntimeError whose text says out of memory (MPS, CPU)."""
+    try:
+        import torch
+
+        if isinstance(exc, torch.cuda.OutOfMemoryError):
+            return True
+    except (ImportError, AttributeError):
+        pass
+    return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
+
+
+def lower_memory_mode(mode: str) -> str | None:
+    """The next mode down the ladder that saves more memory, or None at the bottom."""
+    i = MEMORY_LADDER.index(mode)
+    return MEMORY_LADDER[i + 1] if i + 1 < len(MEMORY_LADDER) else None
+
+
+def pick_memory_mode(model, requested: str = "auto") -> str:
+    """The memory mode to run in: the requested one, or for "auto" one chosen by device and free VRAM.
+
+    CPU: none (RAM is the limit, slicing only slows it). MPS: attention slicing (Apple's advice below 64 GB).
+    CUDA: by free memory against what the family needs at its native size; never above a mode an
+    earlier out-of-memory on this model forced.
+    """
+    if requested != "auto":
+        if requested not in MEMORY_LADDER:
+            raise GenerationError(f"Unknown memory mode {requested!r}; use auto, {', '.join(MEMORY_LADDER)}.")
+        return requested
+    if model.device == "cuda":
+        import torch
+
+        free_gib = torch.cuda.mem_get_info()[0] / 2**30
+        full, tiled = (12.0, 8.0) if model.family == "sdxl" else (6.0, 4.0)
+        if str(model.dtype).endswith("float32"):
+            full, tiled = full * 2, tiled * 2
+        mode = "none" if free_gib >= full else "vae-tiling" if free_gib >= tiled else "cpu-offload"
+    elif model.device == "mps":
+        mode = "attention-slicing"
+    else:
+        mode = "none"
+    floor = getattr(model, "memory_floor", "none")
+    return max(mode, floor, key=MEMORY_LADDER.index)
+
+
+def apply_memory_mode(model, pipe, mode: str) -> None:
+    """Switch the model's shared components to `mode` (undoing the previous one) for a run through `pipe`."""
+    if model.memory_mode == mode and getattr(pipe, "_sd_studio_memory_mode", None) == mode:
+        return
+    level = MEMORY_LADDER.index(mode)
+    if model.memory_mode == "cpu-offload" or getattr(pipe, "_sd_studio_memory_mode", None) == "cpu-offload":
+        pipe.remove_all_hooks()
+        for component in model.components.values():
+            if hasattr(component, "to") and hasattr(component, "parameters"):
+                component.to(model.device)
+    if level >= 1:
+        pipe.enable_attention_slicing()
+    else:
+        pipe.disable_attention_slicing()
+    vae = model.components.get("vae")
+    if vae is not None:
+        if level >= 2:
+            vae.enable_slicing()
+            vae.enable_tiling()
+        else:
+            vae.disable_slicing()
+            vae.disable_tiling()
+    if level >= 3 and model.device == "cuda":  # offload needs an accelerator to offload from
+        pipe.enable_model_cpu_offload(device=model.device)
+    model.memory_mode = mode
+    pipe._sd_studio_memory_mode = mode
+
+
+def _free_memory() -> None:
+    gc.collect()
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    except ImportError:
+        pass
+
+
+@contextmanager
+def loras_applied(pipe, loras, model_name: str = "the model"):
+    """LoRA .safetensors files fused in at their weights for the duration of the block, then unloaded.
+
+    Unloading afterwards keeps the model's shared components clean for the next request.
+    """
+    loras = tuple(loras or ())
+    if not loras:
+        yield
+        return
+    from sd_studio.engine.models import PICKLE_SUFFIXES, pickle_refusal, read_safetensors_header
+
+    names: list[str] = []
+    try:
+        for i, (path, weight) in enumerate(loras):
+            file = Path(path).expanduser()
+            if file.suffix.lower() in PICKLE_SUFFIXES:
+                raise ModelError(pickle_refusal(file))
+            if not file.is_file():
+                raise ModelError(f"There is no LoRA file at {path}.")
+            read_safetensors_header(file)
+            name = f"sd_studio_lora_{i}"
+            try:
+                pipe.load_lora_weights(str(file), adapter_name=name)
+            except ImportError:
+                raise ModelError("LoRAs need the peft package: pip install peft.") from None
+            except Exception as exc:
+                raise ModelError(f"{file.name} is not a LoRA that fits {model_name} ({type(exc).__name__}).") from None
+            names.append(name)
+        pipe.set_adapters(names, adapter_weights=[float(w) for _, w in loras])
+        yield
+    finally:
+        try:
+            pipe.unload_lora_weights()
+        except Exception:  # nothing was loaded, or peft is missing; either way nothing to undo
+            pass
+
+
+def run_diffusion(
+    model,
+    mode: str,
+    *,
+    image: np.ndarray | None,
+    mask: np.ndarray | None,
+    prompt: str,
+    negative_prompt: str,
+    steps: int,
+    guidance: float,
+    strength: float,
+    seeds: list[int],
+    scheduler: str,
+    width: int,
+    height: int,
+    memory_mode: str = "auto",
+    loras: tuple[tuple[str, float], ...] = (),
+    progress: Callable[[Progress], None] | None = None,
+    cancel: Callable[[], bool] | None = None,
+    before_attempt: Callable[[str], None] | None = None,
+) -> list[np.ndarray]:
+    """One (height, width, 3) uint8 RGB image per seed from `model` in `mode`; all or nothing.
+
+    `image` is (height, width, 3) uint8 at the model input size (multiples of 8); `mask` (height, width)
+    uint8, 255 repaints. A 9-channel inpainting model inpaints natively; an ordinary model inpaints by
+    blending masked latents each step. Prompts longer than 75 tokens are encoded in 75-token chunks.
+    Each seed has its own torch.Generator, so a seed reproduces its image on the same device.
+    `progress` gets Progress("denoising", step, total, preview) after every step; when `cancel()`
+    returns True the run stops before the next step and raises Cancelled. Out of memory retries once in
+    the next lower memory mode, then raises GenerationError. `before_attempt(memory_mode)` is called
+    inside each attempt (tests inject out-of-memory errors through it).
+    """
+    if mode not in ("txt2img", "img2img", "inpaint"):
+        raise GenerationError(f"Unknown mode {mode!r}; use txt2img, img2img or inpaint.")
+    if width % 8 or height % 8 or width < 8 or height < 8:
+        raise GenerationError(f"The model input size must be multiples of 8, not {width}x{height}.")
+    if mode != "txt2img":
+        if image is None or image.shape[:2] != (height, width) or image.ndim != 3 or image.shape[2] != 3:
+            raise GenerationError(f"{mode} needs a ({height}, {width}, 3) RGB image at the model input size.")
+    if mode == "inpaint" and (mask is None or mask.shape != (height, width)):
+        raise GenerationError(f"inpaint needs a ({height}, {width}) mask at the model input size.")
+    if not seeds:
+        raise GenerationError("No seeds given; at least one variant is needed.")
+    if scheduler not in SCHEDULERS:
+        raise GenerationError(f"Unknown sampler {scheduler!r}; choose one of: {', '.join(SCHEDULERS)}.")
+
+    pipe = model.pipeline(mode)
+    current = pick_memory_mode(model, memory_mode)
+    retried = False
+    results: list[np.ndarray] = []
+    with loras_applied(pipe, loras, model.name):
+        for index, seed in enumerate(seeds):
+            while True:
+                if cancel is not None and cancel():
+                    raise Cancelled("Generation cancelled.")
+                try:
+                    apply_memory_mode(model, pipe, current)
+                    if before_attempt is not None:
+                        before_attempt(current)
+                    results.append(
+                        _generate_one(
+                            model, pipe, mode, image, mask, prompt, negative_prompt, steps, guidance, strength,
+                            seed, scheduler, width, height, progress, cancel, index, len(seeds),
+                        )
+                    )
+                    break
+                except SDStudioError:  # cancelled, bad LoRA, ...: the user's to act on, not memory
+                    raise
+                except Exception as exc:
+                    if not is_out_of_memory(exc):
+                        raise
+                    _free_memory()
+                    lower = lower_memory_mode(current)
+                    if retried or lower is None:
+                        raise GenerationError(
+                            f"Out of memory on {model.device} even in memory mode {current!r}; try a smaller "
+                            "resolution, fewer variants, or another device."
+                        ) from None
+                    retried = True
+                    current = lower
+                    model.memory_floor = lower  # later runs on this model start where this one succeeded
+                    if progress is not None:
+                        progress(Progress("retrying", 0, 0, message=f"Out of memory; retrying with {lower}"))
+    return results
+
+
+def _inference_steps(steps: int, strength: float, mode: str) -> int:
+    """Steps to ask the pipeline for so that img2img/inpaint runs at least one denoising step at low strength."""
+    if mode == "txt2img":
+        return steps
+    n = steps
+    while int(n * strength) < 1:
+        n = max(n + 1, math.ceil(1 / strength))
+    return n
+
+
+def _generate_one(model, pipe, mode, image, mask, prompt, negative_prompt, steps, guidance, strength,
+                  seed, scheduler, width, height, progress, cancel, index, count) -> np.ndarray:
+    import torch
+    from PIL import Image
+
+    from sd_studio.engine.preview import latents_to_rgb
+    from sd_studio.engine.prompt_embeds import encode_prompts
+
+    generator_device = "cuda" if model.device == "cuda" else "cpu"  # MPS generators are not reproducible
+    generator = torch.Generator(generator_device).manual_seed(int(seed))
+    pipe.scheduler = make_scheduler(scheduler, model.components["scheduler"].config, seed)
+    execution_device = pipe._execution_device
+    embeds = encode_prompts(pipe, model.family, prompt, negative_prompt, execution_device, model.dtype)
+    family = "sdxl" if model.family == "sdxl" else "sd1"
+    n = _inference_steps(steps, strength, mode)
+    label = f"variant {index + 1} of {count}" if count > 1 else ""
+
+    def on_step_end(p, step, timestep, tensors):
+        if cancel is not None and cancel():
+            raise Cancelled("Generation cancelled.")
+        if progress is not None:
+            total = getattr(p, "_num_timesteps", None) or n
+            preview = latents_to_rgb(tensors["latents"], family)
+            progress(Progress("denoising", step + 1, total, preview, label))
+            if step + 1 >= total:
+                progress(Progress("decoding", total, total, None, label))
+        return tensors
+
+    kwargs = dict(
+        num_inference_steps=n,
+        guidance_scale=float(guidance),
+        generator=generator,
+        output_type="np",
+        callback_on_step_end=on_step_end,
+        callback_on_step_end_tensor_inputs=["latents"],
+        **embeds,
+    )
+    if mode != "img2img":
+        kwargs.update(height=height, width=width)
+    if mode != "txt2img":
+        kwargs.update(image=Image.fromarray(np.ascontiguousarray(image[..., :3])), strength=float(strength))
+    if mode == "inpaint":
+        kwargs["mask_image"] = Image.fromarray(np.ascontiguousarray(mask))
+    with torch.inference_mode():
+        out = pipe(**kwargs).images[0]
+    return np.clip(np.rint(np.asarray(out, dtype=np.float32) * 255.0), 0, 255).astype(np.uint8)
