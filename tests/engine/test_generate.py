@@ -109,7 +109,7 @@ def test_diffusion_inpaint_repaints_only_near_the_mask(tiny_inpaint_dir, models)
     p = result.parameters[0]
     assert p["model"] == tiny_inpaint_dir.name and p["model_hash"] and p["sampler"] == "Euler a"
     assert (p["width"], p["height"]) == tuple(_target(result))
-    assert {e.phase for e in events} >= {"loading", "denoising"}
+    assert {e.phase for e in events} >= {"loading", "denoising", "decoding"}
     assert not np.array_equal(result.images[0], result.images[1])
 
 
@@ -163,6 +163,21 @@ def test_diffusion_txt2img_without_an_image(tiny_sd_dir, models):
     assert result.region == Bounds(0, 0, 64, 128)
     assert result.images[0].shape == (128, 64, 4)
     assert (result.images[0][..., 3] == 255).all()
+
+
+def test_diffusion_txt2img_into_a_selection(tiny_sd_dir, models):
+    image = _photo(96, 128)
+    selection = np.zeros((96, 128), np.uint8)
+    selection[50:80, 60:100] = 255
+    result = generate(
+        GenerationRequest("txt2img", image=image, mask=selection, prompt="x", steps=2, seed=2, model=str(tiny_sd_dir), device="cpu"),
+        models=models,
+    )
+    assert result.region.contains(Bounds(60, 50, 40, 30)) and result.region != Bounds(0, 0, 128, 96)
+    out = result.composite_onto(image)
+    far = _far_from(selection, 4)
+    assert np.array_equal(out[..., :3][far], image[far])
+    assert not np.array_equal(out[..., :3][selection > 0], image[selection > 0])
 
 
 def test_diffusion_same_seed_reproduces(tiny_sd_dir, models):
