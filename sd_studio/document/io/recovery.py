@@ -32,6 +32,7 @@ from typing import Callable
 from sd_studio.document.io.atomic import atomic_write
 from sd_studio.document.io.ora import read_ora, write_ora
 from sd_studio.errors import FileError
+from sd_studio.processes import process_alive, process_token
 
 _ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
@@ -98,7 +99,7 @@ class RecoveryStore:
         write_ora(ora, doc)
         record = {
             "doc_id": doc_id, "source_path": os.fspath(source_path) if source_path else None,
-            "saved_at": time.time(), "pid": os.getpid(), "process": _process_token(os.getpid()),
+            "saved_at": time.time(), "pid": os.getpid(), "process": process_token(os.getpid()),
             "host": socket.gethostname(), "format": 1,
         }
         atomic_write(info, lambda f: f.write(json.dumps(record, indent=1).encode("utf-8")))
@@ -127,7 +128,7 @@ class RecoveryStore:
             record = _load(entry.info_path) or {}
             if record.get("host", host) != host:
                 continue  # another machine sharing the folder; its process may well be alive
-            if not _alive(entry.pid, record.get("process")):
+            if not process_alive(entry.pid, record.get("process")):
                 out.append(entry)
         return out
 
@@ -164,52 +165,6 @@ def _load(info: Path) -> dict | None:
     except (OSError, ValueError):
         return None
     return record if isinstance(record, dict) else None
-
-
-def _process_token(pid: int) -> str | None:
-    """Something that tells this process from a later one reusing its id (Linux: start time)."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read().decode("ascii", "replace")
-        return stat.rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        return None
-
-
-def _alive(pid: int, token: str | None = None) -> bool:
-    """True when process pid is running (and, where known, is the one that wrote the copy)."""
-    if pid <= 0:
-        return False
-    if pid == os.getpid():
-        return True
-    if os.name == "nt":
-        return _alive_windows(pid)
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    except OSError:
-        return False
-    if token is not None:
-        now = _process_token(pid)
-        if now is not None and now != token:
-            return False
-    return True
-
-
-def _alive_windows(pid: int) -> bool:  # pragma: no cover - Windows only
-    import ctypes
-
-    kernel32 = ctypes.windll.kernel32  # type: ignore[attr-defined]
-    handle = kernel32.OpenProcess(0x100000, False, pid)  # SYNCHRONIZE
-    if not handle:
-        return False
-    try:
-        return kernel32.WaitForSingleObject(handle, 0) == 0x102  # WAIT_TIMEOUT: still running
-    finally:
-        kernel32.CloseHandle(handle)
 
 
 class Autosaver:
