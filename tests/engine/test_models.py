@@ -1,0 +1,221 @@
+"""Model specs, refusals and loading: hub ids (cached or not), diffusers folders, single files, devices."""
+
+from __future__ import annotations
+
+import pickle
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from sd_studio.engine.models import (
+    ModelCache,
+    check_diffusers_folder,
+    choose_device,
+    find_models,
+    load_model,
+    read_safetensors_header,
+    resolve_model_spec,
+)
+from sd_studio.errors import ModelError
+
+
+class _CreatesMarker:
+    """Unpickling this calls open(marker, "w"): proof that a file was unpickled."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (str(self.marker), "w"))
+
+
+def _one_sentence(error: BaseException) -> str:
+    text = str(error)
+    assert text and "\n" not in text and "Traceback" not in text
+    return text
+
+
+@pytest.fixture
+def hf_home(tmp_path, monkeypatch):
+    """An empty Hugging Face home for one test; the hub stays offline."""
+    home = tmp_path / "hf"
+    monkeypatch.setenv("HF_HOME", str(home))
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    monkeypatch.delenv("HUGGINGFACE_HUB_CACHE", raising=False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    return home
+
+
+@pytest.mark.parametrize("suffix", [".ckpt", ".pt", ".bin", ".pth"])
+def test_pickles_are_refused_without_being_unpickled(tmp_path, suffix):
+    control_marker, marker = tmp_path / "control-ran", tmp_path / "model-ran"
+    control = tmp_path / "control.pkl"
+    control.write_bytes(pickle.dumps(_CreatesMarker(control_marker)))
+    pickle.loads(control.read_bytes()).close()  # the trap is real: unpickling creates its marker
+    assert control_marker.exists()
+
+    model = tmp_path / f"model{suffix}"
+    model.write_bytes(pickle.dumps(_CreatesMarker(marker)))
+    with pytest.raises(ModelError) as info:
+        ModelCache().get(str(model), device="cpu")
+    text = _one_sentence(info.value)
+    assert "run arbitrary code" in text and ".safetensors" in text and "convert" in text
+    assert not marker.exists()
+
+
+def test_folder_with_only_bin_weights_is_refused_like_a_pickle(tiny_sd_dir, tmp_path):
+    folder = shutil.copytree(tiny_sd_dir, tmp_path / "bin-only")
+    for f in folder.rglob("*.safetensors"):
+        f.rename(f.with_name(f.name.replace(".safetensors", ".bin")))
+    with pytest.raises(ModelError) as info:
+        load_model(str(folder), device="cpu")
+    assert "pickle" in _one_sentence(info.value) and ".safetensors" in str(info.value)
+
+
+def test_missing_path_empty_folder_and_non_diffusers_folder(tmp_path):
+    with pytest.raises(ModelError, match="no model file or folder at"):
+        resolve_model_spec(str(tmp_path / "nothing.safetensors"))
+    with pytest.raises(ModelError, match="no model file or folder at"):
+        resolve_model_spec("./models/gone")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ModelError, match="is empty"):
+        resolve_model_spec(str(tmp_path / "empty"))
+    other = tmp_path / "photos"
+    other.mkdir()
+    (other / "cat.jpg").write_bytes(b"\xff\xd8")
+    with pytest.raises(ModelError, match="not a diffusers model folder") as info:
+        resolve_model_spec(str(other))
+    _one_sentence(info.value)
+    with pytest.raises(ModelError, match="No model given"):
+        resolve_model_spec("  ")
+    with pytest.raises(ModelError, match="nor a Hugging Face repo id"):
+        resolve_model_spec("not a model")
+    text_file = tmp_path / "notes.txt"
+    text_file.write_text("hello")
+    with pytest.raises(ModelError, match="not a model file"):
+        resolve_model_spec(str(text_file))
+
+
+def test_diffusers_folder_without_a_unet_is_not_a_sd_model(tmp_path):
+    folder = tmp_path / "tts"
+    folder.mkdir()
+    (folder / "model_index.json").write_text('{"_class_name": "AudioLDMPipeline", "vocoder": ["transformers", "X"]}')
+    with pytest.raises(ModelError, match="not a Stable Diffusion model"):
+        check_diffusers_folder(folder)
+
+
+def test_corrupt_and_truncated_safetensors_give_one_sentence(tiny_sd_dir, tmp_path):
+    junk = tmp_path / "junk.safetensors"
+    junk.write_bytes(b"\x00garbage" * 100)
+    with pytest.raises(ModelError, match="truncated or corrupt"):
+        load_model(str(junk), device="cpu")
+    real = tiny_sd_dir / "unet" / "diffusion_pytorch_model.safetensors"
+    cut = tmp_path / "cut.safetensors"
+    cut.write_bytes(real.read_bytes()[: real.stat().st_size // 2])
+    assert read_safetensors_header(real)  # the whole file reads
+    with pytest.raises(ModelError, match="truncated or corrupt") as info:
+        load_model(str(cut), device="cpu")
+    _one_sentence(info.value)
+    empty = tmp_path / "empty.safetensors"
+    empty.write_bytes(b"")
+    with pytest.raises(ModelError, match="empty"):
+        load_model(str(empty), device="cpu")
+
+
+def test_unrelated_safetensors_file_is_refused(tmp_path):
+    from safetensors.numpy import save_file
+
+    path = tmp_path / "embedding.safetensors"
+    save_file({"emb_params": np.zeros((2, 768), np.float32)}, str(path))
+    with pytest.raises(ModelError) as info:
+        load_model(str(path), device="cpu")
+    assert "embedding" in _one_sentence(info.value)
+
+
+def test_hub_id_not_cached_offline_says_how_to_get_it(hf_home):
+    with pytest.raises(ModelError) as info:
+        load_model("someorg/some-model", device="cpu")
+    text = _one_sentence(info.value)
+    assert "not in the local Hugging Face cache" in text and "no network" in text
+    assert "huggingface-cli download someorg/some-model" in text and ".safetensors" in text
+
+
+def _cache_layout(hf_home: Path, source: Path, repo_id: str, revision: str = "0123456789abcdef") -> Path:
+    """The Hugging Face hub cache layout: models--org--name/{blobs,refs/main,snapshots/<rev>/...}."""
+    repo = hf_home / "hub" / ("models--" + repo_id.replace("/", "--"))
+    snapshot = repo / "snapshots" / revision
+    shutil.copytree(source, snapshot)
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(revision)
+    return snapshot
+
+
+def test_hub_id_in_the_cache_loads_offline(tiny_sd_dir, hf_home):
+    _cache_layout(hf_home, tiny_sd_dir, "tinyorg/tiny-sd")
+    assert resolve_model_spec("tinyorg/tiny-sd") == ("hub", "tinyorg/tiny-sd")
+    events = []
+    model = ModelCache().get("tinyorg/tiny-sd", device="cpu", progress=events.append)
+    assert model.name == "tiny-sd" and model.family == "sd1" and not model.is_inpaint
+    assert len(model.hash) == 10
+    assert events[0].phase == "loading" and events[-1].step == events[-1].total
+    assert "tinyorg/tiny-sd" in [e.spec for e in find_models([])]
+
+
+def test_folder_loads_with_identity_and_shared_pipelines(tiny_sd_dir, tiny_inpaint_dir):
+    model = load_model(str(tiny_sd_dir), device="cpu")
+    assert (model.family, model.native_resolution, model.is_inpaint) == ("sd1", 64, False)
+    assert model.device == "cpu" and model.dtype == torch.float32
+    assert model.name == "tiny-sd" and len(model.hash) == 10
+    assert model.hash == load_model(str(tiny_sd_dir), device="cpu").hash  # stable
+    t2i, i2i, inp = model.pipeline("txt2img"), model.pipeline("img2img"), model.pipeline("inpaint")
+    assert type(t2i).__name__ == "StableDiffusionPipeline"
+    assert type(i2i).__name__ == "StableDiffusionImg2ImgPipeline"
+    assert type(inp).__name__ == "StableDiffusionInpaintPipeline"
+    assert t2i.unet is i2i.unet is inp.unet is model.components["unet"]  # loaded once, shared
+    assert model.pipeline("txt2img") is t2i
+    inpaint = load_model(str(tiny_inpaint_dir), device="cpu")
+    assert inpaint.is_inpaint and inpaint.components["unet"].config.in_channels == 9
+    assert inpaint.hash != model.hash
+
+
+def test_model_cache_keeps_the_last_model(tiny_sd_dir, tiny_inpaint_dir):
+    cache = ModelCache()
+    first = cache.get(str(tiny_sd_dir), device="cpu")
+    assert cache.get(str(tiny_sd_dir), device="cpu") is first
+    other = cache.get(str(tiny_inpaint_dir), device="cpu")
+    assert other is not first and other.is_inpaint
+    assert first.components == {}  # the previous model was released
+    assert cache.get(str(tiny_sd_dir), device="cpu") is not first
+
+
+def test_choose_device():
+    assert choose_device("cpu") == ("cpu", torch.float32)
+    assert choose_device("cpu", "bf16") == ("cpu", torch.bfloat16)
+    with pytest.raises(ModelError, match="fp16 is not supported on the CPU"):
+        choose_device("cpu", "fp16")
+    device, dtype = choose_device("auto")
+    if torch.cuda.is_available():
+        assert (device, dtype) == ("cuda", torch.float16)
+    else:
+        with pytest.raises(ModelError, match="no CUDA GPU"):
+            choose_device("cuda")
+        if device == "cpu":
+            assert dtype == torch.float32
+
+
+def test_find_models_lists_checkpoints_and_folders_not_loras_or_pickles(tiny_sd_dir, tmp_path, hf_home):
+    from safetensors.numpy import save_file
+
+    base = tmp_path / "models"
+    base.mkdir()
+    save_file({"model.diffusion_model.input_blocks.0.0.weight": np.zeros((1,), np.float32)}, str(base / "ckpt.safetensors"))
+    save_file({"lora_unet_down_blocks_0.lora_down.weight": np.zeros((1,), np.float32)}, str(base / "style.safetensors"))
+    (base / "old.ckpt").write_bytes(b"pickle")
+    shutil.copytree(tiny_sd_dir, base / "tiny")
+    entries = {e.name: e for e in find_models([base, tmp_path / "missing"])}
+    assert set(entries) == {"ckpt", "tiny"}
+    assert entries["ckpt"].kind == "file" and entries["tiny"].kind == "folder"
+    assert entries["tiny"].size_bytes > 0
