@@ -235,10 +235,13 @@ def _number(text: str) -> float:
 
 
 def _check_output(path: Path) -> None:
-    if not path.suffix:
-        raise FileError(f"The output {path} has no extension; name it .png, .jpg or .webp.")
-    if not path.parent.exists():
-        raise FileError(f"The folder {path.parent} does not exist.")
+    """Refuse an output that could not be written before spending minutes on the generation."""
+    from sd_studio.document.io.images import WRITE_FORMATS
+
+    if path.suffix.lower() not in WRITE_FORMATS:
+        raise FileError(f"{path}: cannot tell the image format from its name; use .png, .jpg, .webp, .tif or .bmp.")
+    if not path.parent.is_dir():
+        raise FileError(f"{path}: the folder {path.parent} does not exist.")
 
 
 def _read_image(path: Path) -> np.ndarray:

@@ -162,3 +162,12 @@ def test_ctrl_c_asks_the_engine_to_cancel_instead_of_killing_it(capsys):
         assert cancelled()
     assert signal.getsignal(signal.SIGINT) is before
     assert "cancelling" in capsys.readouterr().err
+
+
+def test_an_unwritable_output_is_refused_before_generating(scratched, capsys):
+    folder, *_ = scratched
+    args = ["inpaint", str(folder / "photo.png"), "--mask", str(folder / "mask.png")]
+    assert main(args + ["-o", str(folder / "out.xyz")]) == 2
+    assert "format" in _one_error_line(capsys)
+    assert main(args + ["-o", str(folder / "missing" / "out.png")]) == 2
+    assert "does not exist" in _one_error_line(capsys)
