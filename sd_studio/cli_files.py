@@ -78,19 +78,26 @@ def _image_info(path: str, max_pixels: int | None) -> list[str]:
 
 
 def _ora_info(path: str) -> list[str]:
-    from sd_studio.document.io import load_document
+    from sd_studio.document.io import openraster
     from sd_studio.document.io.parameters import describe_metadata
 
-    doc = load_document(path)
-    lines = [path, f"  size: {doc.size.width}x{doc.size.height}", "  format: OpenRaster",
-             "  colour mode: RGBA", f"  layers: {len(doc.layers)} (top first)"]
-    for layer in reversed(doc.layers):
-        lines.append(f"    {layer.name}" + ("" if layer.visible else " (hidden)"))
+    info = openraster().read_ora_info(path)  # reads stack.xml and PNG headers, no pixels
+    layers = info.get("layers", [])
+    lines = [path, f"  size: {info['width']}x{info['height']}", "  format: OpenRaster",
+             "  colour mode: RGBA", f"  layers: {sum(not layer.get('group') for layer in layers)} (top first)"]
     described = []
-    for layer in reversed(doc.layers):
-        if layer.metadata.get("parameters"):
-            described.append(f"layer {layer.name!r}:")
-            described += ["  " + line for line in describe_metadata({"parameters": layer.metadata["parameters"]})]
+    for layer in layers:
+        indent = "  " * int(layer.get("depth", 0))
+        notes = [note for flag, note in (("group", "group"), ("locked", "locked")) if layer.get(flag)]
+        if not layer.get("visible", True):
+            notes.append("hidden")
+        lines.append(f"    {indent}{layer.get('name', '')}" + (f" ({', '.join(notes)})" if notes else ""))
+        parameters = (layer.get("metadata") or {}).get("parameters")
+        if parameters:
+            described.append(f"layer {layer.get('name', '')!r}:")
+            described += ["  " + line for line in describe_metadata({"parameters": parameters})]
+    if info.get("has_mask"):
+        lines.append("  inpaint mask: yes")
     lines += _parameters_block(described)
     return lines
 

@@ -13,7 +13,7 @@ from sd_studio.errors import FileError
 
 __all__ = [
     "ImportedImage", "open_image", "save_image", "load_document", "save_document",
-    "is_openraster", "document_parameters",
+    "is_openraster", "document_parameters", "openraster",
 ]
 
 ORA_MIMETYPE = b"image/openraster"
@@ -43,13 +43,8 @@ def load_document(path: str | os.PathLike, max_pixels: int | None = None) -> Doc
     """
     name = os.fspath(path)
     if is_openraster(name):
-        return _ora().read_ora(name)
-    image = open_image(name, max_pixels=max_pixels)
-    if image.width > MAX_SIDE or image.height > MAX_SIDE:
-        raise FileError(
-            f"{name}: the image is {image.width} x {image.height} pixels; "
-            f"sd-studio edits images up to {MAX_SIDE} pixels on a side"
-        )
+        return openraster().read_ora(name, max_pixels=max_pixels)
+    image = open_image(name, max_pixels=max_pixels, max_side=MAX_SIDE)
     doc = Document.from_pixels(image.pixels, name="Background")
     if "parameters" in image.parameters:
         doc.layers[0].metadata["parameters"] = image.parameters["parameters"]
@@ -65,7 +60,7 @@ def save_document(path: str | os.PathLike, doc: Document, **opts: Any) -> None:
     if Path(name).suffix.lower() == ".ora":
         if opts:
             raise TypeError(f"OpenRaster files take no options ({', '.join(opts)})")
-        _ora().write_ora(name, doc)
+        openraster().write_ora(name, doc)
         return
     opts.setdefault("parameters", document_parameters(doc))
     save_image(name, doc.composite(), **opts)
@@ -80,7 +75,8 @@ def document_parameters(doc: Document) -> str | None:
     return doc.metadata.get("parameters") or None
 
 
-def _ora():
+def openraster():
+    """The OpenRaster module (read_ora, write_ora, read_ora_info); FileError if this build lacks it."""
     try:
         from sd_studio.document.io import ora
     except ModuleNotFoundError as exc:

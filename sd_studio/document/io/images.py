@@ -67,11 +67,12 @@ class ImportedImage:
 
 
 # -- reading ----------------------------------------------------------------------------------
-def open_image(path: str | os.PathLike, max_pixels: int | None = None) -> ImportedImage:
+def open_image(path: str | os.PathLike, max_pixels: int | None = None, *, max_side: int | None = None) -> ImportedImage:
     """Read an image file as upright straight RGBA uint8 sRGB, or raise FileError saying why not.
 
     The format is detected from the content. Images with more than `max_pixels` pixels (default:
-    Pillow's Image.MAX_IMAGE_PIXELS) are refused from their header, before decoding. EXIF
+    Pillow's Image.MAX_IMAGE_PIXELS), or wider or taller than `max_side`, are refused from their
+    header, before decoding. EXIF
     orientation is applied; CMYK, 16-bit, greyscale and palette images become 8-bit RGBA (16-bit
     by scaling: 65535 -> 255); an embedded ICC profile is converted to sRGB. Animated images
     give their first frame and the frame count. Generation metadata (A1111 `parameters`, ComfyUI
@@ -95,6 +96,11 @@ def open_image(path: str | os.PathLike, max_pixels: int | None = None) -> Import
         if limit is not None and width * height > limit:
             raise FileError(
                 f"{name}: declares {width} x {height} pixels, more than the limit of {limit:,}"
+            )
+        if max_side is not None and max(width, height) > max_side:
+            raise FileError(
+                f"{name}: declares {width} x {height} pixels; sd-studio edits images up to "
+                f"{max_side} pixels on a side"
             )
         mode = _original_mode(im, head)
         try:
@@ -247,9 +253,6 @@ def _icc_to_srgb(colour: Image.Image, icc: bytes) -> tuple[Image.Image, bool]:
     wanted = {"RGB": "RGB", "CMYK": "CMYK", "GRAY": "L", "Lab": "LAB"}.get(space)
     if wanted != colour.mode:
         return colour, False  # a profile that does not describe these pixels is ignored
-    description = (source.profile.profile_description or "").lower()
-    if space == "RGB" and "srgb" in description:
-        return colour, False
     try:
         srgb = ImageCms.createProfile("sRGB")
         try:
@@ -257,9 +260,25 @@ def _icc_to_srgb(colour: Image.Image, icc: bytes) -> tuple[Image.Image, bool]:
         except (ImageCms.PyCMSError, ValueError):
             intent = ImageCms.Intent.PERCEPTUAL
         transform = ImageCms.buildTransform(source, srgb, colour.mode, "RGB", renderingIntent=intent)
+        if colour.mode in ("RGB", "L") and _is_srgb(transform, colour.mode):
+            return colour, False
         return ImageCms.applyTransform(colour, transform), True
     except (ImageCms.PyCMSError, OSError, ValueError):
         return colour, False
+
+
+def _is_srgb(transform: ImageCms.ImageCmsTransform, mode: str) -> bool:
+    # Names lie ("Linear sRGB", "sRGB-elle-V4-g10"), so ask the transform itself: a profile
+    # that maps a probe of colours to themselves (within rounding) is sRGB, and converting
+    # would only add rounding noise to the pixels.
+    if mode == "L":
+        ramp = np.arange(256, dtype=np.uint8)[None, :]
+        out = np.asarray(ImageCms.applyTransform(Image.fromarray(ramp, "L"), transform), dtype=np.int16)
+        return bool(np.abs(out - ramp[..., None]).max() <= 1)
+    levels = np.linspace(0, 255, 9).round().astype(np.uint8)
+    probe = np.stack(np.meshgrid(levels, levels, levels, indexing="ij"), axis=-1).reshape(1, -1, 3)
+    out = np.asarray(ImageCms.applyTransform(Image.fromarray(probe, "RGB"), transform), dtype=np.int16)
+    return bool(np.abs(out - probe).max() <= 1)
 
 
 def _read_metadata(im: Image.Image) -> dict[str, str]:

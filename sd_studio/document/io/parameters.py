@@ -140,7 +140,10 @@ def _text(value: Any) -> str:
 
 
 def _quote(text: str) -> str:
-    if "," not in text and "\n" not in text and ":" not in text:
+    # A1111's rule (',', ':' or newline), plus what its reader would otherwise change: a leading
+    # quote (it would be unquoted) and surrounding spaces (they would be stripped).
+    plain = "," not in text and "\n" not in text and ":" not in text
+    if plain and not text.startswith('"') and text == text.strip():
         return text
     return json.dumps(text, ensure_ascii=False)
 
@@ -169,9 +172,11 @@ def _describe_a1111(text: str) -> list[str]:
     negative = p.pop("negative_prompt")
     if negative:
         lines.append(f"  Negative prompt: {_shorten(negative)}")
-    if "width" in p and "height" in p:
-        p["Size"] = f"{p.pop('width')}x{p.pop('height')}"
     for key, value in p.items():
+        if key == "width" and "height" in p:
+            key, value = "size", f"{value}x{p['height']}"
+        elif key == "height" and "width" in p:
+            continue
         lines.append(f"  {_NAME_OF.get(key, key)}: {_shorten(_text(value))}")
     return lines
 
