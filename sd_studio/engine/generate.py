@@ -67,7 +67,7 @@ def _run_classical(request, seeds: list[int], method: str, progress, cancel):
     # The fill is deterministic: every variant is the same picture under its own seed.
     images = [rgba] + [rgba.copy() for _ in seeds[1:]]
     params = [
-        _parameters(request, seed, plan, sampler=method_label(method), model="classical", model_hash=None)
+        _parameters(request, seed, plan, mask, sampler=method_label(method), model="classical", model_hash=None)
         for seed in seeds
     ]
     return GenerationResult(images=images, region=plan.bounds, seeds=list(seeds), parameters=params)
@@ -117,10 +117,10 @@ def _run_diffusion(request, seeds: list[int], progress, cancel, models):
     _check_cancel(cancel)
     images = []
     for i, generated in enumerate(outputs):
-        _report(progress, Progress("pasting", i, len(outputs)))
+        _report(progress, Progress("pasting", i + 1, len(outputs)))
         images.append(paste_back(source, generated, mask, plan, feather=request.feather, match_color=request.match_color))
     params = [
-        _parameters(request, seed, plan, sampler=request.scheduler, model=model.name, model_hash=model.hash)
+        _parameters(request, seed, plan, mask, sampler=request.scheduler, model=model.name, model_hash=model.hash)
         for seed in seeds
     ]
     return GenerationResult(images=images, region=plan.bounds, seeds=list(seeds), parameters=params)
@@ -150,7 +150,7 @@ def _selection(mask: np.ndarray | None) -> np.ndarray | None:
     return mask
 
 
-def _parameters(request, seed: int, plan: RegionPlan, *, sampler: str, model: str, model_hash: str | None) -> dict:
+def _parameters(request, seed: int, plan: RegionPlan, mask, *, sampler: str, model: str, model_hash: str | None) -> dict:
     """One variant's parameters: our keys for A1111's fields, A1111's own names for its inpainting extras."""
     params = {
         "prompt": request.prompt,
@@ -166,7 +166,7 @@ def _parameters(request, seed: int, plan: RegionPlan, *, sampler: str, model: st
         "denoising_strength": request.strength,
         "mode": request.mode,
     }
-    if request.mask is not None:
+    if mask is not None:
         params["Mask blur"] = request.feather
         if not request.whole_image:
             params["Masked area padding"] = request.padding
