@@ -72,11 +72,10 @@ def open_image(path: str | os.PathLike, max_pixels: int | None = None, *, max_si
 
     The format is detected from the content. Images with more than `max_pixels` pixels (default:
     Pillow's Image.MAX_IMAGE_PIXELS), or wider or taller than `max_side`, are refused from their
-    header, before decoding. EXIF
-    orientation is applied; CMYK, 16-bit, greyscale and palette images become 8-bit RGBA (16-bit
-    by scaling: 65535 -> 255); an embedded ICC profile is converted to sRGB. Animated images
-    give their first frame and the frame count. Generation metadata (A1111 `parameters`, ComfyUI
-    `prompt`/`workflow`, ...) is returned raw in `parameters`.
+    header, before decoding. EXIF orientation is applied; CMYK, 16-bit, greyscale and palette
+    images become 8-bit RGBA (16-bit by scaling: 65535 -> 255); an embedded ICC profile is
+    converted to sRGB. Animated images give their first frame and the frame count. Generation
+    metadata (A1111 `parameters`, ComfyUI `prompt`/`workflow`, ...) is returned raw in `parameters`.
     """
     name = os.fspath(path)
     limit = Image.MAX_IMAGE_PIXELS if max_pixels is None else max_pixels
@@ -84,48 +83,48 @@ def open_image(path: str | os.PathLike, max_pixels: int | None = None, *, max_si
         fp = open(name, "rb")
     except OSError as exc:
         raise file_error(name, exc, "open") from exc
-    with fp:
-        try:
-            head = fp.read(32)
-        except OSError as exc:
-            raise file_error(name, exc, "read") from exc
-        if not head:
-            raise FileError(f"{name}: the file is empty")
-        im = _open_header(fp, name)
-        width, height = im.size
-        if limit is not None and width * height > limit:
-            raise FileError(
-                f"{name}: declares {width} x {height} pixels, more than the limit of {limit:,}"
-            )
-        if max_side is not None and max(width, height) > max_side:
-            raise FileError(
-                f"{name}: declares {width} x {height} pixels; sd-studio edits images up to "
-                f"{max_side} pixels on a side"
-            )
-        mode = _original_mode(im, head)
-        try:
-            with warnings.catch_warnings():
-                # our own limit was checked above; Pillow's would only repeat it for GIF frames
-                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-                frames = int(getattr(im, "n_frames", 1) or 1)
-                if frames > 1:
-                    im.seek(0)
-                im.load()
-        except MemoryError as exc:
-            raise FileError(f"{name}: the image is too large to fit in memory") from exc
-        except Image.DecompressionBombError as exc:
-            raise FileError(f"{name}: a frame declares more pixels than the limit") from exc
-        except _DECODE_ERRORS as exc:
-            raise FileError(f"{name}: the {im.format} data is damaged or incomplete ({_detail(exc)})") from exc
+    with fp, warnings.catch_warnings():
+        # Pillow warns about corrupt EXIF, odd chunks and big sizes; what matters is decided
+        # here (limits checked, damage refused), so its warnings would only be console noise.
+        warnings.simplefilter("ignore")
+        return _decode(fp, name, limit, max_side)
+
+
+def _decode(fp, name: str, limit: int | None, max_side: int | None) -> ImportedImage:
+    try:
+        head = fp.read(32)
+    except OSError as exc:
+        raise file_error(name, exc, "read") from exc
+    if not head:
+        raise FileError(f"{name}: the file is empty")
+    im = _open_header(fp, name)
+    width, height = im.size
+    if limit is not None and width * height > limit:
+        raise FileError(f"{name}: declares {width} x {height} pixels, more than the limit of {limit:,}")
+    if max_side is not None and max(width, height) > max_side:
+        raise FileError(
+            f"{name}: declares {width} x {height} pixels; sd-studio edits images up to {max_side} pixels on a side"
+        )
+    mode = _original_mode(im, head)
+    try:
+        frames = int(getattr(im, "n_frames", 1) or 1)
+        if frames > 1:
+            im.seek(0)
+        im.load()
+    except MemoryError as exc:
+        raise FileError(f"{name}: the image is too large to fit in memory") from exc
+    except Image.DecompressionBombError as exc:
+        raise FileError(f"{name}: a frame declares more pixels than the limit") from exc
+    except _DECODE_ERRORS as exc:
+        raise FileError(f"{name}: the {im.format} data is damaged or incomplete ({_detail(exc)})") from exc
+    icc = im.info.get("icc_profile")
+    try:
         metadata = _read_metadata(im)
-        icc = im.info.get("icc_profile")
-        try:
-            upright = _upright(im)
-            pixels, converted = _to_rgba(upright, icc)
-        except MemoryError as exc:
-            raise FileError(f"{name}: the image is too large to fit in memory") from exc
-        except _DECODE_ERRORS as exc:
-            raise FileError(f"{name}: the {mode} {im.format} image cannot be converted to RGB ({_detail(exc)})") from exc
+        pixels, converted = _to_rgba(_upright(im), icc)
+    except MemoryError as exc:
+        raise FileError(f"{name}: the image is too large to fit in memory") from exc
+    except _DECODE_ERRORS as exc:
+        raise FileError(f"{name}: the {mode} {im.format} image cannot be converted to RGB ({_detail(exc)})") from exc
     return ImportedImage(pixels, im.format or "", mode, converted, metadata, frames)
 
 
@@ -172,8 +171,8 @@ def _identify_other(fp) -> str | None:
 
 
 def _detail(exc: BaseException) -> str:
-    text = str(exc).strip() or exc.__class__.__name__
-    return text.rstrip(".")
+    text = " ".join(str(exc).split()) or exc.__class__.__name__
+    return (text if len(text) <= 160 else text[:159] + "…").rstrip(".")
 
 
 def _original_mode(im: Image.Image, head: bytes) -> str:

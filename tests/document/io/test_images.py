@@ -16,6 +16,13 @@ ROCKET = ROOT / "tests" / "data" / "rocket.jpg"
 SAMPLE = ROOT / "resources" / "sample.png"
 
 
+def _pil(path) -> Image.Image:
+    """Pillow's own reading of a file, loaded and closed."""
+    with Image.open(path) as im:
+        im.load()
+        return im
+
+
 def _noise(h, w, seed=0, alpha=True):
     rng = np.random.default_rng(seed)
     pixels = rng.integers(0, 256, (h, w, 4), dtype=np.uint8)
@@ -31,7 +38,7 @@ def test_the_rocket_photo_opens_with_its_adobe_rgb_profile_converted():
     assert (image.width, image.height) == (640, 427)
     assert image.format == "JPEG" and image.mode == "RGB" and image.frames == 1
     assert image.icc_converted
-    naive = np.asarray(Image.open(ROCKET).convert("RGB"), dtype=np.int16)
+    naive = np.asarray(_pil(ROCKET).convert("RGB"), dtype=np.int16)
     # Adobe RGB numbers shown as sRGB look dull; the conversion makes saturated colours stronger
     assert np.abs(image.pixels[..., :3].astype(np.int16) - naive).mean() > 2
     assert (image.pixels[..., 3] == 255).all()
@@ -40,7 +47,7 @@ def test_the_rocket_photo_opens_with_its_adobe_rgb_profile_converted():
 def test_the_sample_png_opens_as_opaque_rgba():
     image = open_image(SAMPLE)
     assert (image.width, image.height, image.format, image.mode) == (512, 512, "PNG", "RGB")
-    assert np.array_equal(image.pixels[..., :3], np.asarray(Image.open(SAMPLE).convert("RGB")))
+    assert np.array_equal(image.pixels[..., :3], np.asarray(_pil(SAMPLE).convert("RGB")))
     assert image.parameters == {}  # Photoshop's "Comment" chunk is not generation metadata
 
 
@@ -138,7 +145,7 @@ def test_every_exif_orientation_matches_pillows_transpose(tmp_path, orientation)
     exif[ExifTags.Base.Orientation] = orientation
     stored = Image.fromarray(_noise(5, 9, alpha=False))
     stored.save(tmp_path / "o.png", exif=exif)
-    expected = np.asarray(ImageOps.exif_transpose(Image.open(tmp_path / "o.png")).convert("RGBA"))
+    expected = np.asarray(ImageOps.exif_transpose(_pil(tmp_path / "o.png")).convert("RGBA"))
     assert np.array_equal(open_image(tmp_path / "o.png").pixels, expected)
 
 
@@ -262,7 +269,7 @@ def test_parameters_survive_a_round_trip(tmp_path, suffix):
 
 def test_jpeg_parameters_are_a1111s_exif_user_comment(tmp_path):
     save_image(tmp_path / "uc.jpg", _noise(4, 4, alpha=False), parameters="hi")
-    comment = Image.open(tmp_path / "uc.jpg").getexif().get_ifd(ExifTags.IFD.Exif)[ExifTags.Base.UserComment]
+    comment = _pil(tmp_path / "uc.jpg").getexif().get_ifd(ExifTags.IFD.Exif)[ExifTags.Base.UserComment]
     assert comment == b"UNICODE\0" + "hi".encode("utf-16-be")
 
 
@@ -296,9 +303,9 @@ def test_too_long_parameters_for_jpeg_are_refused_and_the_old_file_kept(tmp_path
 def test_an_icc_profile_can_be_embedded(tmp_path):
     profile = linear_srgb_profile()
     save_image(tmp_path / "icc.png", _noise(4, 4), icc_profile=profile)
-    assert Image.open(tmp_path / "icc.png").info["icc_profile"] == profile
+    assert _pil(tmp_path / "icc.png").info["icc_profile"] == profile
     save_image(tmp_path / "plain.png", _noise(4, 4))
-    assert "icc_profile" not in Image.open(tmp_path / "plain.png").info
+    assert "icc_profile" not in _pil(tmp_path / "plain.png").info
 
 
 def test_format_argument_overrides_the_extension(tmp_path):
@@ -329,3 +336,18 @@ def test_rgb_pixels_are_accepted(tmp_path):
 def test_saving_into_a_missing_folder_is_a_file_error(tmp_path):
     with pytest.raises(FileError, match="does not exist"):
         save_image(tmp_path / "missing" / "x.png", _noise(2, 2))
+
+
+@pytest.mark.parametrize("mode", ["I;16B", "I;16", "I", "F"])
+def test_wide_tiffs_are_scaled_to_8_bits(tmp_path, mode):
+    wide = np.array([[0, 1000, 32896, 65535]], np.uint16)
+    if mode == "F":
+        im = Image.fromarray((wide / 65535).astype(np.float32))
+    elif mode == "I":
+        im = Image.fromarray(wide.astype(np.int32))
+    else:
+        im = Image.frombytes(mode, (4, 1), wide.astype(">u2" if mode == "I;16B" else "<u2").tobytes())
+    im.save(tmp_path / "wide.tif")
+    image = open_image(tmp_path / "wide.tif")
+    assert image.mode == mode
+    assert image.pixels[0, :, 0].tolist() == [0, 4, 128, 255]
