@@ -105,11 +105,18 @@ def plan_region(
 def crop_for_model(
     image: np.ndarray, mask: np.ndarray | None, plan: RegionPlan
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """The region's RGB pixels and mask scaled to plan.target (fresh arrays; the image is not copied whole)."""
+    """The region's RGB pixels scaled to plan.target, and its mask there as 0/255 (fresh arrays; the image is not copied whole).
+
+    The model's mask marks every target pixel that any marked source pixel falls in: a thin scratch
+    must not vanish when the crop shrinks, and a grey (partial) mark still needs new pixels to blend
+    in. How much of them shows is the paste mask's business, not the model's.
+    """
     rows, cols = plan.bounds.slices
     rgb = _resize(np.ascontiguousarray(image[rows, cols, :3]), plan.target)
-    region_mask = None if mask is None else _resize(np.ascontiguousarray(mask[rows, cols]), plan.target)
-    return rgb, region_mask
+    if mask is None:
+        return rgb, None
+    region_mask = _resize(np.ascontiguousarray(mask[rows, cols]), plan.target, smooth_enlarge=False)
+    return rgb, np.where(region_mask > 0, np.uint8(255), np.uint8(0))
 
 
 def paste_mask(mask: np.ndarray, plan: RegionPlan, feather: int) -> np.ndarray:
@@ -230,13 +237,13 @@ def _grow_to_multiple(bounds: Bounds, image: Bounds) -> Bounds:
     return Bounds(bounds.x, bounds.y, width, height).clamp(image)
 
 
-def _resize(pixels: np.ndarray, size: Extent) -> np.ndarray:
-    """Resample to size: area averaging when shrinking, Lanczos when enlarging, a copy when equal."""
+def _resize(pixels: np.ndarray, size: Extent, smooth_enlarge: bool = True) -> np.ndarray:
+    """Resample to size: area averaging when shrinking, Lanczos (or bilinear) when enlarging, a copy when equal."""
     import cv2
 
     h, w = pixels.shape[:2]
     if (w, h) == (size.width, size.height):
         return pixels.copy()
     shrinking = size.width * size.height < w * h
-    interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_LANCZOS4
+    interpolation = cv2.INTER_AREA if shrinking else (cv2.INTER_LANCZOS4 if smooth_enlarge else cv2.INTER_LINEAR)
     return cv2.resize(pixels, (size.width, size.height), interpolation=interpolation)

@@ -241,3 +241,18 @@ def test_paste_back_without_mask_covers_the_region():
     generated = np.full((64, 64, 3), 7, np.uint8)
     rgba = paste_back(source, generated, None, plan)
     assert (rgba[..., 3] == 255).all() and (rgba[..., :3] == 7).all()
+
+
+def test_model_mask_keeps_a_thin_scratch_when_the_crop_shrinks():
+    mask = np.zeros((2000, 2000), np.uint8)
+    mask[1000, 100:1900] = 255
+    mask[1500, 100:1900] = 40
+    plan = plan_region(Extent(2000, 2000), mask, padding=32, resolution=512)
+    assert plan.target.width < plan.bounds.width // 2
+    _, small = crop_for_model(np.zeros((2000, 2000, 3), np.uint8), mask, plan)
+    assert set(np.unique(small)) == {0, 255}
+    rows = np.flatnonzero(small.max(axis=1))
+    assert rows.size >= 2
+    # Every row of the small mask that a mark fell in is marked along the mark's length.
+    for r in rows:
+        assert small[r].sum() // 255 >= 0.9 * 1800 * plan.target.width / plan.bounds.width
