@@ -63,6 +63,12 @@ def test_classical_refuses_img2img_and_an_empty_mask():
         generate(GenerationRequest("inpaint", image=scratched, mask=np.zeros_like(mask)))
 
 
+def test_a_classical_sampler_with_a_model_is_refused_before_loading():
+    _, scratched, mask = _scratched()
+    with pytest.raises(GenerationError, match="classical engine"):
+        generate(GenerationRequest("inpaint", image=scratched, mask=mask, scheduler="Telea", model="/nowhere/model"))
+
+
 def test_a_tiny_image_is_refused():
     with pytest.raises(GenerationError, match="at least 8 x 8"):
         generate(GenerationRequest("inpaint", image=np.zeros((5, 40, 3), np.uint8), mask=np.full((5, 40), 255, np.uint8)))
