@@ -268,6 +268,10 @@ class Autosaver:
             self._failed(exc)
 
     def _run(self) -> None:
+        try:  # Linux: yield the CPU to the UI thread; the encoding threads inherit this
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+        except (AttributeError, OSError):
+            pass
         while True:
             with self._cond:
                 while self._pending is None and not self._closed:
