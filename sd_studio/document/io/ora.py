@@ -203,7 +203,7 @@ def _entries(doc) -> list[_Entry]:
         if cb.is_empty:
             cb = Bounds(0, 0, 1, 1)  # other programs expect a PNG for every layer
         attrs = {
-            "name": layer.name,
+            "name": layer.name or "Layer",
             "x": str(cb.x + layer.offset.x), "y": str(cb.y + layer.offset.y),
             "opacity": f"{float(layer.opacity):.6g}",
             "visibility": "visible" if layer.visible else "hidden",
@@ -215,7 +215,7 @@ def _entries(doc) -> list[_Entry]:
         if layer is doc.active:
             attrs["selected"] = "true"
         if layer.metadata:
-            attrs["sd-studio:metadata"] = json.dumps(layer.metadata, ensure_ascii=False, sort_keys=True)
+            attrs["sd-studio:metadata"] = json.dumps(layer.metadata, sort_keys=True)
         entries.append(_Entry(f"data/layer{index:03d}.png", attrs, lambda s=layer.surface, b=cb: s.read(b)))
     return entries
 
@@ -224,7 +224,7 @@ def _stack_xml(doc, entries: list[_Entry]) -> str:
     image = {"version": "0.0.5", "w": str(doc.size.width), "h": str(doc.size.height), "xres": "72", "yres": "72",
              "xmlns:sd-studio": NAMESPACE}
     if getattr(doc, "metadata", None):
-        image["sd-studio:metadata"] = json.dumps(doc.metadata, ensure_ascii=False, sort_keys=True)
+        image["sd-studio:metadata"] = json.dumps(doc.metadata, sort_keys=True)
     lines = ["<?xml version='1.0' encoding='UTF-8'?>", f"<image{_attrs(image)}>", '  <stack isolation="isolate">']
     for e in entries:
         lines.append(f"    <layer{_attrs({**e.attrs, 'src': e.src})}/>")
@@ -232,8 +232,15 @@ def _stack_xml(doc, entries: list[_Entry]) -> str:
     return "\n".join(lines)
 
 
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+"""Characters XML 1.0 cannot hold at all (control characters, lone surrogates)."""
+
+
 def _attrs(attrs: dict[str, str]) -> str:
-    return "".join(f" {k}={quoteattr(v, {chr(10): '&#10;', chr(13): '&#13;', chr(9): '&#9;'})}" for k, v in attrs.items())
+    return "".join(
+        f" {k}={quoteattr(_NOT_XML.sub(chr(0xFFFD), v), {chr(10): '&#10;', chr(13): '&#13;', chr(9): '&#9;'})}"
+        for k, v in attrs.items()
+    )
 
 
 def _mask_rgba(mask: np.ndarray) -> np.ndarray:

@@ -70,6 +70,16 @@ def test_round_trip_keeps_every_property(tmp_path):
     assert not back.is_modified
 
 
+def test_text_xml_cannot_hold_is_written_safely(tmp_path):
+    doc = Document.new(16, 16)
+    doc.layers[0].name = "bell\x07 and \ud800 surrogate"
+    doc.layers[0].metadata = {"parameters": "ctrl \x01\x1f, emoji \U0001f600, lone \udfff\nSteps: 1"}
+    write_ora(tmp_path / "t.ora", doc)
+    back = read_ora(tmp_path / "t.ora")
+    assert back.layers[0].name == "bell\ufffd and \ufffd surrogate"
+    assert back.layers[0].metadata == doc.layers[0].metadata  # JSON escapes keep it exact
+
+
 @pytest.mark.parametrize("mode", list(BlendMode))
 def test_round_trip_every_blend_mode(tmp_path, mode):
     doc = Document.new(64, 64, background=(10, 120, 200, 255))
