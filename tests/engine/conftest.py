@@ -103,6 +103,17 @@ def save_tiny_model(folder: Path, in_channels: int = 4, **kwargs) -> Path:
     return folder
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _one_torch_thread():
+    """Tiny models gain nothing from threads; on a shared 2-core machine extra threads only thrash."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def tiny_sd_dir(tmp_path_factory) -> Path:
     """A diffusers folder holding a tiny random SD1-style text-to-image model (4-channel UNet)."""
