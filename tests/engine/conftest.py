@@ -103,6 +103,70 @@ def save_tiny_model(folder: Path, in_channels: int = 4, **kwargs) -> Path:
     return folder
 
 
+def tiny_sdxl_components(seed: int = 0) -> dict:
+    """Random-weight SDXL-style components: a text_time UNet, two CLIP text encoders (one projecting), 8x VAE."""
+    import torch
+    from diffusers import UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
+
+    base = tiny_components(seed=seed)
+    tokenizer = base["tokenizer"]
+    torch.manual_seed(seed)
+    unet = UNet2DConditionModel(
+        block_out_channels=(32, 64),
+        layers_per_block=2,
+        sample_size=TINY_IMAGE // 8,
+        in_channels=4,
+        out_channels=4,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        attention_head_dim=(2, 4),
+        use_linear_projection=True,
+        addition_embed_type="text_time",
+        addition_time_embed_dim=8,
+        transformer_layers_per_block=(1, 2),
+        projection_class_embeddings_input_dim=6 * 8 + 32,  # six size/crop ids of 8 dims + the pooled text embedding
+        cross_attention_dim=64,  # both encoders' hidden states side by side
+    )
+    config = CLIPTextConfig(
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        hidden_size=32,
+        intermediate_size=37,
+        layer_norm_eps=1e-05,
+        num_attention_heads=4,
+        num_hidden_layers=2,
+        vocab_size=len(tokenizer),
+        max_position_embeddings=77,
+        hidden_act="gelu",
+        projection_dim=32,
+    )
+    torch.manual_seed(seed)
+    text_encoder = CLIPTextModel(config)
+    torch.manual_seed(seed + 1)
+    text_encoder_2 = CLIPTextModelWithProjection(config)
+    return {
+        "unet": unet,
+        "vae": base["vae"],
+        "text_encoder": text_encoder,
+        "text_encoder_2": text_encoder_2,
+        "tokenizer": tokenizer,
+        "tokenizer_2": tiny_tokenizer(),
+        "scheduler": base["scheduler"],
+        "image_encoder": None,
+        "feature_extractor": None,
+    }
+
+
+def save_tiny_sdxl_model(folder: Path, **kwargs) -> Path:
+    """Write a tiny SDXL-style model as a diffusers folder."""
+    from diffusers import StableDiffusionXLPipeline
+
+    StableDiffusionXLPipeline(**tiny_sdxl_components(**kwargs)).save_pretrained(folder, safe_serialization=True)
+    return folder
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _one_torch_thread():
     """Tiny models gain nothing from threads; on a shared 2-core machine extra threads only thrash."""
@@ -124,6 +188,12 @@ def tiny_sd_dir(tmp_path_factory) -> Path:
 def tiny_inpaint_dir(tmp_path_factory) -> Path:
     """A diffusers folder holding a tiny random SD1-style inpainting model (9-channel UNet)."""
     return save_tiny_model(tmp_path_factory.mktemp("models") / "tiny-sd-inpaint", in_channels=9)
+
+
+@pytest.fixture(scope="session")
+def tiny_sdxl_dir(tmp_path_factory) -> Path:
+    """A diffusers folder holding a tiny random SDXL-style model (two text encoders, text_time UNet)."""
+    return save_tiny_sdxl_model(tmp_path_factory.mktemp("models") / "tiny-sdxl")
 
 
 @pytest.fixture

@@ -233,3 +233,20 @@ def test_bad_inputs_raise_generation_errors(sd_model, tiny_image):
         run(sd_model, scheduler="Karras 9000")
     with pytest.raises(GenerationError, match="seeds"):
         run(sd_model, seeds=[])
+
+
+def test_sdxl_models_use_the_xl_pipelines_in_every_mode(tiny_sdxl_dir, tiny_image, tiny_mask):
+    model = load_model(str(tiny_sdxl_dir), device="cpu")
+    assert (model.family, model.native_resolution) == ("sdxl", SIZE)
+    for mode, name in (("txt2img", "StableDiffusionXLPipeline"), ("img2img", "StableDiffusionXLImg2ImgPipeline"),
+                       ("inpaint", "StableDiffusionXLInpaintPipeline")):
+        out = run(model, mode, image=tiny_image, mask=tiny_mask, seeds=[2])
+        assert type(model.pipeline(mode)).__name__ == name and out[0].shape == (SIZE, SIZE, 3)
+    a = run(model, seeds=[5], prompt="x" * 75 + " red fox")[0]
+    assert np.array_equal(run(model, seeds=[5], prompt="x" * 75 + " red fox")[0], a)
+    assert _differ(run(model, seeds=[5], prompt="x" * 75 + " blue sky")[0], a)
+    embeds = encode_prompts(model.pipeline("txt2img"), "sdxl", "a fox " * 30, "blurry", "cpu", torch.float32)
+    assert embeds["prompt_embeds"].shape == embeds["negative_prompt_embeds"].shape == (1, 154, 64)
+    assert embeds["pooled_prompt_embeds"].shape == (1, 32)
+    empty_negative = encode_prompts(model.pipeline("txt2img"), "sdxl", "a fox", "", "cpu", torch.float32)
+    assert not empty_negative["negative_prompt_embeds"].any()  # SDXL's zeros for an empty negative prompt

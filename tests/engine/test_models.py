@@ -219,3 +219,17 @@ def test_find_models_lists_checkpoints_and_folders_not_loras_or_pickles(tiny_sd_
     assert set(entries) == {"ckpt", "tiny"}
     assert entries["ckpt"].kind == "file" and entries["tiny"].kind == "folder"
     assert entries["tiny"].size_bytes > 0
+
+
+def test_download_progress_reaches_the_progress_callback():
+    import io
+
+    from sd_studio.engine.models import _download_tqdm
+
+    events = []
+    bar = _download_tqdm("org/name", events.append)(total=100, file=io.StringIO())
+    bar.update(40)
+    bar.update(60)
+    bar.close()
+    assert [(e.phase, e.step, e.total) for e in events] == [("downloading", 40, 100), ("downloading", 100, 100)]
+    assert "org/name" in events[0].message
