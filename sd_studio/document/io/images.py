@@ -197,19 +197,18 @@ def _to_rgba(im: Image.Image, icc: bytes | None) -> tuple[np.ndarray, bool]:
     converted = False
     if icc:
         colour, converted = _icc_to_srgb(colour, icc)
-    if colour.mode == "L":
-        rgb = np.repeat(np.asarray(colour, dtype=np.uint8)[..., None], 3, axis=2)
-    else:
-        if colour.mode != "RGB":
-            colour = colour.convert("RGB")
-        rgb = np.asarray(colour, dtype=np.uint8)
-    h, w = rgb.shape[:2]
-    rgba = np.empty((h, w, 4), np.uint8)
-    rgba[..., :3] = rgb
-    rgba[..., 3] = 255 if alpha is None else alpha
+    if colour.mode not in ("L", "RGB"):
+        colour = colour.convert("RGB")
+    rgba = colour.convert("RGBA")  # Pillow's C loops beat numpy's strided channel copies
+    if alpha is None:
+        return np.array(rgba), converted
+    rgba.putalpha(Image.fromarray(alpha, "L"))
+    pixels = np.array(rgba)
     # the document stores fully transparent pixels as (0, 0, 0, 0); so do we, for equality
-    rgba[rgba[..., 3] == 0] = 0
-    return rgba, converted
+    clear = alpha == 0
+    if clear.any():
+        pixels[clear] = 0
+    return pixels, converted
 
 
 def _split(im: Image.Image) -> tuple[Image.Image, np.ndarray | None]:
@@ -385,7 +384,7 @@ def save_image(
             info.add_text("parameters", parameters)  # tEXt when Latin-1, else iTXt, like A1111
             options["pnginfo"] = info
     elif fmt == "JPEG":
-        im = Image.fromarray(_flatten(pixels, background), "RGB")
+        im = _flatten(pixels, background)
         options.update(quality=int(quality), subsampling=0 if quality >= 90 else 2)
         if parameters:
             exif = _user_comment_exif(parameters)
@@ -396,8 +395,9 @@ def save_image(
                 )
             options["exif"] = exif
     elif fmt == "WEBP":
-        opaque = bool((pixels[..., 3] == 255).all())
-        im = Image.fromarray(pixels[..., :3].copy() if opaque else pixels, "RGB" if opaque else "RGBA")
+        im = Image.fromarray(pixels, "RGBA")
+        if (pixels[..., 3] == 255).all():
+            im = im.convert("RGB")
         options.update(quality=int(quality), lossless=int(quality) == 100, method=4)
         if int(quality) == 100:
             options["exact"] = True
@@ -407,7 +407,7 @@ def save_image(
         im = Image.fromarray(pixels, "RGBA")
         options["compression"] = "tiff_adobe_deflate"
     else:
-        im = Image.fromarray(_flatten(pixels, background), "RGB")
+        im = _flatten(pixels, background)
     with atomic_output(name) as out:
         try:
             im.save(out, format=fmt, **options)
@@ -439,13 +439,13 @@ def _check_pixels(rgba: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(array)
 
 
-def _flatten(rgba: np.ndarray, background: tuple[int, int, int]) -> np.ndarray:
+def _flatten(rgba: np.ndarray, background: tuple[int, int, int]) -> Image.Image:
+    if (rgba[..., 3] == 255).all():
+        return Image.fromarray(rgba, "RGBA").convert("RGB")
     alpha = rgba[..., 3:4].astype(np.uint32)
-    if (alpha == 255).all():
-        return np.ascontiguousarray(rgba[..., :3])
     bg = np.asarray(background[:3], np.uint32)
     mixed = (rgba[..., :3].astype(np.uint32) * alpha + bg * (255 - alpha) + 127) // 255
-    return mixed.astype(np.uint8)
+    return Image.fromarray(mixed.astype(np.uint8), "RGB")
 
 
 def _user_comment_exif(text: str) -> bytes:
