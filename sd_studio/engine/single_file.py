@@ -209,9 +209,20 @@ def load_single_file(
     except MemoryError as e:
         raise ModelError(f"Not enough memory to load {path.name}.") from e
     except Exception as e:  # diffusers raises many kinds; the user needs one sentence
+        missing = re.search(r"Failed to load (\w+)\. Weights for this component appear to be missing", str(e))
+        if missing:
+            raise ModelError(
+                f"{path.name} has no weights for its {missing.group(1)}; a single file must hold the UNet, VAE and text encoder."
+            ) from e
+        if "meta tensor" in str(e):
+            raise ModelError(_lacks_weights(path, folder)) from e
         raise ModelError(f"Could not load {path.name} with the {folder.name} config: {_first_sentence(e)}") from e
-    _report(progress, 2, 3, f"Moving {path.name} to {device}")
     components = dict(pipe.components)
+    for module in components.values():
+        # diffusers leaves weights the file lacks on the "meta" device instead of failing
+        if isinstance(module, torch.nn.Module) and any(p.device.type == "meta" for p in module.parameters()):
+            raise ModelError(_lacks_weights(path, folder))
+    _report(progress, 2, 3, f"Moving {path.name} to {device}")
     for name, module in components.items():
         if isinstance(module, torch.nn.Module):
             components[name] = module.to(device)
@@ -233,6 +244,11 @@ def load_tokenizer(folder: Path):
     config = json.loads((folder / "tokenizer_config.json").read_text(encoding="utf-8"))
     overrides = {k: config[k] for k in ("pad_token", "model_max_length") if k in config}
     return CLIPTokenizer.from_pretrained(str(TOKENIZER_DIR), local_files_only=True, **overrides)
+
+
+def _lacks_weights(path: Path, folder: Path) -> str:
+    """The sentence for a file that holds fewer weights than its config's model needs."""
+    return f"{path.name} lacks some weights of a {folder.name} model (the file may be incomplete or another kind of model)."
 
 
 def _report(progress, step: int, total: int, message: str) -> None:

@@ -389,3 +389,111 @@ def test_shipped_config_loads_its_scheduler_tokenizers_and_pipeline_index(name):
     assert DiffusionPipeline.load_config(folder)["_class_name"] in ("StableDiffusionPipeline", "StableDiffusionXLPipeline")
     native = json.loads((folder / "unet" / "config.json").read_text())["sample_size"] * 8
     assert native == {"sd2-v": 768, "sdxl-base": 1024, "sdxl-inpainting": 1024}.get(name, 512)
+
+
+# ---------------------------------------------------------------- tiny SD 2.x and SDXL, with the bundled tokenizer
+
+
+def tiny_family_pipeline(family: str, folder: Path):
+    """Save a tiny random SD 2.x- or SDXL-style pipeline (49408-token encoders, bundled tokenizer) as a folder.
+
+    Shapes follow diffusers' own SD2/SDXL `get_dummy_components`; the tokenizer files are then removed
+    so the config folder, like the shipped ones, keeps only tokenizer_config.json.
+    """
+    from diffusers import AutoencoderKL, EulerDiscreteScheduler, StableDiffusionPipeline, StableDiffusionXLPipeline
+    from diffusers import UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
+
+    from sd_studio.engine.tokens import clip_tokenizer
+
+    torch.manual_seed(0)
+    text_config = CLIPTextConfig(bos_token_id=0, eos_token_id=2, pad_token_id=1, hidden_size=32, intermediate_size=37,
+                                 layer_norm_eps=1e-05, num_attention_heads=4, num_hidden_layers=2, vocab_size=49408,
+                                 hidden_act="gelu", projection_dim=32)
+    common = dict(block_out_channels=(32, 64), layers_per_block=2, sample_size=8, in_channels=4, out_channels=4,
+                  down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+                  up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), use_linear_projection=True)
+    vae = AutoencoderKL(block_out_channels=(8, 16), in_channels=3, out_channels=3, latent_channels=4, norm_num_groups=8,
+                        down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2)
+    scheduler = EulerDiscreteScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", steps_offset=1)
+    if family == "sd2":
+        unet = UNet2DConditionModel(**common, attention_head_dim=(2, 4), cross_attention_dim=32)
+        pipe = StableDiffusionPipeline(vae=vae, text_encoder=CLIPTextModel(text_config), tokenizer=clip_tokenizer("!"),
+                                       unet=unet, scheduler=scheduler, safety_checker=None, feature_extractor=None,
+                                       requires_safety_checker=False)
+    else:
+        # the two encoders must differ in width, as CLIP-L (768) and OpenCLIP-G (1280) do: diffusers tells them apart so
+        text_config_2 = CLIPTextConfig(**{**text_config.to_dict(), "hidden_size": 48, "intermediate_size": 53})
+        unet = UNet2DConditionModel(**common, attention_head_dim=(2, 4), cross_attention_dim=32 + 48,
+                                    addition_embed_type="text_time", addition_time_embed_dim=8,
+                                    transformer_layers_per_block=(1, 2), projection_class_embeddings_input_dim=6 * 8 + 32)
+        pipe = StableDiffusionXLPipeline(vae=vae, text_encoder=CLIPTextModel(text_config),
+                                         text_encoder_2=CLIPTextModelWithProjection(text_config_2),
+                                         tokenizer=clip_tokenizer(), tokenizer_2=clip_tokenizer("!"), unet=unet,
+                                         scheduler=scheduler)
+    pipe.save_pretrained(folder, safe_serialization=True)
+    return pipe
+
+
+@pytest.mark.parametrize("family", ["sd2", "sdxl"])
+def test_tiny_sd2_and_sdxl_checkpoints_load_with_the_bundled_tokenizer(family, tmp_path):
+    pipe = tiny_family_pipeline(family, tmp_path / "diffusers")
+    state = {}
+    state.update(unet_to_original(pipe.unet.state_dict(), dict(pipe.unet.config)))
+    state.update(vae_to_original(pipe.vae.state_dict(), dict(pipe.vae.config)))
+    if family == "sd2":
+        state.update(open_clip_to_original(pipe.text_encoder.state_dict()))
+    else:
+        state.update(clip_to_original(pipe.text_encoder.state_dict(), SDXL_CLIP_PREFIX))
+        state.update(open_clip_to_original(pipe.text_encoder_2.state_dict(), SDXL_OPEN_CLIP_PREFIX))
+    path = tmp_path / f"tiny-{family}.safetensors"
+    save_file({k: v.contiguous() for k, v in state.items()}, str(path))
+    config = config_folder(tmp_path / "diffusers", tmp_path / "config")
+    for tokenizer_file in ("tokenizer.json", "vocab.json", "merges.txt"):
+        for found in config.glob(f"tokenizer*/{tokenizer_file}"):
+            found.unlink()
+
+    components, loaded_family, is_inpaint = load_single_file(path, "cpu", torch.float32, config_dir=config)
+    assert (loaded_family, is_inpaint) == (family, False)
+    assert components["tokenizer"].pad_token == ("!" if family == "sd2" else "<|endoftext|>")
+    assert len(components["tokenizer"]) == 49408
+    ids = components["tokenizer"]("a photo of a cat", padding="max_length", max_length=77, return_tensors="pt").input_ids
+    torch.manual_seed(2)
+    latents, t = torch.randn(1, 4, 8, 8), torch.tensor([500])
+    with torch.no_grad():
+        torch.testing.assert_close(components["text_encoder"](ids)[0], pipe.text_encoder(ids)[0])
+        if family == "sd2":
+            context = torch.randn(1, 77, 32)
+            torch.testing.assert_close(components["unet"](latents, t, context).sample,
+                                       pipe.unet(latents, t, context).sample)
+        else:
+            assert components["tokenizer_2"].pad_token == "!"
+            loaded, expected = components["text_encoder_2"](ids), pipe.text_encoder_2(ids)
+            torch.testing.assert_close(loaded.text_embeds, expected.text_embeds)  # the projection, transposed back
+            context = torch.randn(1, 77, 80)
+            cond = {"text_embeds": torch.randn(1, 32), "time_ids": torch.tensor([[64.0, 64, 0, 0, 64, 64]])}
+            torch.testing.assert_close(components["unet"](latents, t, context, added_cond_kwargs=cond).sample,
+                                       pipe.unet(latents, t, context, added_cond_kwargs=cond).sample)
+
+
+def test_checkpoint_without_text_encoder_is_one_sentence(tiny_sd_dir, tiny_single_file, tmp_path):
+    _, config = tiny_single_file
+    state = {k: v for k, v in original_checkpoint(tiny_sd_dir).items() if not k.startswith("cond_stage_model.")}
+    path = tmp_path / "unet-vae-only.safetensors"
+    save_file(state, str(path))
+    with pytest.raises(ModelError) as info:
+        load_single_file(path, "cpu", torch.float32, config_dir=config)
+    assert str(info.value) == (
+        "unet-vae-only.safetensors has no weights for its CLIPTextModel; "
+        "a single file must hold the UNet, VAE and text encoder."
+    )
+
+
+def test_checkpoint_missing_some_weights_is_refused(tiny_sd_dir, tiny_single_file, tmp_path):
+    _, config = tiny_single_file
+    state = original_checkpoint(tiny_sd_dir)
+    del state["model.diffusion_model.out.2.weight"]
+    path = tmp_path / "partial.safetensors"
+    save_file(state, str(path))
+    with pytest.raises(ModelError, match=r"^partial.safetensors lacks some weights of a config model \(the file may be incomplete"):
+        load_single_file(path, "cpu", torch.float32, config_dir=config)
