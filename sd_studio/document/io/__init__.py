@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,8 @@ ORA_MIMETYPE = b"image/openraster"
 def is_openraster(path: str | os.PathLike) -> bool:
     """True when the file is a zip whose `mimetype` entry says image/openraster (whatever its name)."""
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return False  # opening a pipe would block
         with open(path, "rb") as fp:
             if fp.read(4) != b"PK\x03\x04":
                 return False

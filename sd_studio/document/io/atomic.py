@@ -32,9 +32,13 @@ def atomic_output(path: str | os.PathLike) -> Iterator[BinaryIO]:
     if not folder.is_dir():
         raise FileError(f"{os.fspath(path)}: cannot write: the folder {folder} does not exist")
     try:
-        old_mode = stat.S_IMODE(os.stat(target).st_mode)
+        old = os.stat(target).st_mode
     except OSError:
-        old_mode = None
+        old = None
+    if old is not None and not stat.S_ISREG(old):
+        # renaming over /dev/null or a pipe would replace the device itself
+        raise FileError(f"{os.fspath(path)}: cannot write: it is not a regular file (a device or a pipe)")
+    old_mode = stat.S_IMODE(old) if old is not None else None
     temp, fd = _create_temp(target, path)
     try:
         with os.fdopen(fd, "wb") as out:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import os
+import stat
 import struct
 import warnings
 import zlib
@@ -80,6 +81,12 @@ def open_image(path: str | os.PathLike, max_pixels: int | None = None, *, max_si
     name = os.fspath(path)
     limit = Image.MAX_IMAGE_PIXELS if max_pixels is None else max_pixels
     try:
+        kind = os.stat(name).st_mode
+        if stat.S_ISDIR(kind):
+            raise FileError(f"{name}: cannot open: it is a folder, not a file")
+        if not stat.S_ISREG(kind):
+            # a pipe would block and a device (/dev/zero) never end
+            raise FileError(f"{name}: cannot open: it is not a regular file (a device or a pipe)")
         fp = open(name, "rb")
     except OSError as exc:
         raise file_error(name, exc, "open") from exc

@@ -100,3 +100,12 @@ def test_a_read_only_folder_is_a_permission_error(tmp_path):
             atomic_write(folder / "x.bin", lambda out: out.write(b"x"))
     finally:
         os.chmod(folder, 0o700)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes on this system")
+def test_a_pipe_or_device_is_never_replaced(tmp_path):
+    os.mkfifo(tmp_path / "pipe")
+    with pytest.raises(FileError, match="not a regular file"):
+        atomic_write(tmp_path / "pipe", lambda out: out.write(b"x"))
+    assert stat.S_ISFIFO(os.stat(tmp_path / "pipe").st_mode)
+    assert sorted(os.listdir(tmp_path)) == ["pipe"]

@@ -102,7 +102,20 @@ def _bad_crc(tmp_path):
     return tmp_path / "crc.png", "damaged"
 
 
-REFUSED = [_empty, _truncated_png, _truncated_jpeg, _text_as_png, _random_as_webp, _bomb, _folder,
+def _pipe(tmp_path):
+    if not hasattr(os, "mkfifo"):
+        pytest.skip("no named pipes on this system")
+    os.mkfifo(tmp_path / "pipe.png")
+    return tmp_path / "pipe.png", "not a regular file"
+
+
+def _device(tmp_path):
+    if not os.path.exists("/dev/zero"):
+        pytest.skip("no /dev/zero on this system")
+    return Path("/dev/zero"), "not a regular file"
+
+
+REFUSED = [_pipe, _device, _empty, _truncated_png, _truncated_jpeg, _text_as_png, _random_as_webp, _bomb, _folder,
            _missing, _other_format, _corrupt_header, _bad_crc]
 
 
