@@ -87,13 +87,15 @@ class _Entry:
     pixels: Callable[[], np.ndarray]
 
 
-def write_ora(path: str | os.PathLike, doc) -> None:
-    """Save doc as an OpenRaster file, atomically: the old file stays intact if anything fails."""
+def write_ora(path: str | os.PathLike, doc, workers: int | None = None) -> None:
+    """Save doc as an OpenRaster file, atomically: the old file stays intact if anything fails.
+
+    workers: how many threads encode layer PNGs (default: one per core, at most 8)."""
     clean_stale_temps(path)
     try:
         with atomic_output(path) as f:
             _hold(f)
-            write_ora_stream(f, doc)
+            write_ora_stream(f, doc, workers)
     except OSError as exc:
         raise file_error(path, exc, "save") from exc
 
@@ -102,7 +104,10 @@ def _hold(f) -> None:
     """Lock our temporary file for as long as this process lives, so that clean_stale_temps can
     tell a save in progress from one whose process was killed."""
     if fcntl is not None:
-        fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            pass  # a file system without locks: the save itself still works
 
 
 def clean_stale_temps(path: str | os.PathLike) -> list[Path]:
@@ -137,7 +142,7 @@ def clean_stale_temps(path: str | os.PathLike) -> list[Path]:
     return removed
 
 
-def write_ora_stream(stream, doc) -> None:
+def write_ora_stream(stream, doc, workers: int | None = None) -> None:
     """Write doc as an OpenRaster archive into a seekable binary stream (no atomicity of its own)."""
     entries = _entries(doc)
     composite = _composite_in_bands(doc)
@@ -149,7 +154,7 @@ def write_ora_stream(stream, doc) -> None:
             ("Thumbnails/thumbnail.png", lambda: encode_png(_thumbnail(composite))),
         ]
         jobs += [(e.src, (lambda e=e: encode_png(e.pixels()))) for e in entries]
-        for name, data in _in_order(jobs):
+        for name, data in _in_order(jobs, workers or _workers()):
             _put(zf, name, data)
 
 
@@ -163,11 +168,11 @@ def _composite_in_bands(doc) -> np.ndarray:
     return doc.composite()
 
 
-def _in_order(jobs: list[tuple[str, Callable[[], bytes]]]) -> Iterator[tuple[str, bytes]]:
+def _in_order(jobs: list[tuple[str, Callable[[], bytes]]], workers: int) -> Iterator[tuple[str, bytes]]:
     """Run jobs on worker threads (zlib and libvips release the GIL) and yield results in order,
     keeping only a few finished PNGs in memory at once."""
-    window = _workers() + 1
-    with ThreadPoolExecutor(max_workers=_workers(), thread_name_prefix="ora-encode") as pool:
+    window = workers + 1
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ora-encode") as pool:
         pending = []
         for name, job in jobs:
             pending.append((name, pool.submit(job)))
@@ -695,15 +700,5 @@ def _layer(spec: _LayerSpec, rgba: np.ndarray) -> Layer:
     return layer
 
 
-def is_ora(path: str | os.PathLike) -> bool:
-    """True when the file looks like an OpenRaster archive (by its first bytes, not its name)."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(54)
-    except OSError:
-        return False
-    return head[:4] == b"PK\x03\x04" and b"mimetype" in head and MIMETYPE.encode() in head
-
-
-__all__ = ["write_ora", "write_ora_stream", "read_ora", "read_ora_info", "is_ora", "encode_png", "decode_png",
+__all__ = ["write_ora", "write_ora_stream", "read_ora", "read_ora_info", "encode_png", "decode_png",
            "content_bounds", "parse_xml", "clean_stale_temps", "NAMESPACE", "DEFAULT_MAX_PIXELS", "MAX_LAYERS"]

@@ -92,11 +92,13 @@ class RecoveryStore:
             raise ValueError(f"a recovery id is 1-64 letters, digits, '-' or '_', not {doc_id!r}")
         return self.folder / f"{doc_id}.ora", self.folder / f"{doc_id}.json"
 
-    def save(self, doc, doc_id: str, source_path: str | os.PathLike | None = None) -> RecoveryEntry:
-        """Write (or replace) the recovery copy of doc, atomically; returns its entry."""
+    def save(self, doc, doc_id: str, source_path: str | os.PathLike | None = None,
+             workers: int | None = None) -> RecoveryEntry:
+        """Write (or replace) the recovery copy of doc, atomically; returns its entry.
+        workers: encoding threads, as for write_ora."""
         ora, info = self._paths(doc_id)
         self.folder.mkdir(parents=True, exist_ok=True)
-        write_ora(ora, doc)
+        write_ora(ora, doc, workers=workers)
         record = {
             "doc_id": doc_id, "source_path": os.fspath(source_path) if source_path else None,
             "saved_at": time.time(), "pid": os.getpid(), "process": process_token(os.getpid()),
@@ -282,7 +284,8 @@ class Autosaver:
                 self._pending = None
                 self._busy = True
             try:
-                self.store.save(snapshot, self.doc_id, source)
+                # half the cores at most, so the UI thread always finds one free
+                self.store.save(snapshot, self.doc_id, source, workers=max(1, (os.cpu_count() or 2) // 2))
                 self._has_copy = True
                 self.saves += 1
                 self.last_error = None

@@ -163,10 +163,10 @@ def test_autosave_thread_does_not_block_the_caller(tmp_path):
     entered, release = threading.Event(), threading.Event()
     real = store.save
 
-    def slow_save(*args):
+    def slow_save(*args, **kwargs):
         entered.set()
         release.wait(30)
-        return real(*args)
+        return real(*args, **kwargs)
 
     store.save = slow_save  # type: ignore[method-assign]
     saver = Autosaver(doc, store).start()
