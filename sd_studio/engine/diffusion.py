@@ -188,6 +188,9 @@ def run_diffusion(
         raise GenerationError(f"Unknown sampler {scheduler!r}; choose one of: {', '.join(SCHEDULERS)}.")
 
     pipe = model.pipeline(mode)
+    openvino = getattr(model, "openvino", None)
+    if openvino is not None:  # engine/openvino_backend.py: convert/compile for this shape first, with messages
+        openvino.prepare(width, height, guidance, loras, progress)
     current = pick_memory_mode(model, memory_mode)
     retried = False
     results: list[np.ndarray] = []

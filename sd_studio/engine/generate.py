@@ -89,7 +89,7 @@ def _run_diffusion(request, seeds: list[int], progress, cancel, models):
         model_image, model_mask, mask = None, None, None
     else:
         source = request.image
-        plan = _plan(request, mask, resolution)
+        plan = _plan(request, mask, resolution, getattr(model, "fixed_sizes", None))
         model_image, model_mask = crop_for_model(source, mask, plan)
         if request.mode == "txt2img":
             model_image = None
@@ -136,11 +136,12 @@ def default_models():
     return _default_models
 
 
-def _plan(request, mask: np.ndarray | None, resolution: int) -> RegionPlan:
+def _plan(request, mask: np.ndarray | None, resolution: int, fixed_sizes=None) -> RegionPlan:
     height, width = request.image.shape[:2]
     # The soft edge must fit inside the region, or it would be cut off square at the region's border.
     padding = max(request.padding, request.feather + 1)
-    return plan_region(Extent(width, height), mask, padding=padding, resolution=resolution, whole_image=request.whole_image)
+    return plan_region(Extent(width, height), mask, padding=padding, resolution=resolution,
+                       whole_image=request.whole_image, fixed_sizes=fixed_sizes)
 
 
 def _selection(mask: np.ndarray | None) -> np.ndarray | None:

@@ -380,6 +380,8 @@ def load_model(spec: str, device: str = "auto", precision: str = "auto", progres
 
     kind, where = resolve_model_spec(spec)
     dev, dtype = choose_device(device, precision)
+    if dev == "cpu":  # loaded fp32; engine/precision.py then picks the UNet's precision (the VAE stays fp32)
+        dtype = choose_device("cpu", "fp32")[1]
     if progress is not None:
         progress(Progress("loading", 0, 1, message=f"Loading {Path(where).name if kind != 'hub' else where}"))
     if kind == "hub":
@@ -419,6 +421,10 @@ def load_model(spec: str, device: str = "auto", precision: str = "auto", progres
         dtype=dtype,
         components=components,
     )
+    if dev == "cpu":
+        from sd_studio.engine.cpu_backend import prepare_cpu_model
+
+        prepare_cpu_model(model, precision, progress)
     if progress is not None:
         progress(Progress("loading", 1, 1, message=f"Loaded {name}"))
     return model

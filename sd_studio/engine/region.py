@@ -77,8 +77,12 @@ def plan_region(
     padding: int = 32,
     resolution: int = 512,
     whole_image: bool = False,
+    fixed_sizes: tuple[Extent, ...] | None = None,
 ) -> RegionPlan:
-    """Plan the crop around the mask (or the whole image) and its model input size; GenerationError if impossible."""
+    """Plan the crop around the mask (or the whole image) and its model input size; GenerationError if impossible.
+
+    With `fixed_sizes` (a backend that compiles per shape), the target is the one closest in aspect.
+    """
     image = Bounds.from_extent(image_size)
     if image.width < MIN_IMAGE_SIDE or image.height < MIN_IMAGE_SIDE:
         raise GenerationError(
@@ -99,7 +103,12 @@ def plan_region(
         if box.is_empty:
             raise GenerationError("The mask is empty: paint over the part of the image to repaint.")
         bounds = _grow_to_multiple(box.pad(padding).intersect(image), image)
-    return RegionPlan(bounds, target_size(bounds.extent, resolution))
+    target = target_size(bounds.extent, resolution)
+    if fixed_sizes:
+        from sd_studio.engine.cpu_backend import nearest_size
+
+        target = nearest_size(target, tuple(fixed_sizes))
+    return RegionPlan(bounds, target)
 
 
 def crop_for_model(

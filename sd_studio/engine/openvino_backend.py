@@ -1,0 +1,269 @@
+"""The optional OpenVINO backend: a loaded model's UNet and VAE decoder run by OpenVINO instead of torch.
+
+`pip install "sd-studio[openvino]"` enables it. Each part is converted from torch once
+(`openvino.convert_model` with example inputs; the IR keeps batch and spatial sizes dynamic) and saved
+in the user's cache folder keyed by the model's hash; each input shape is then compiled from that IR
+with the precision hint (bf16 or f32) and OpenVINO's own compiled-model cache, so a second load reads
+files instead of converting. The parts stay torch modules to diffusers (their `forward` is replaced),
+so `.config`, `.dtype`, `.device` and LoRA loading keep working; a call the IR cannot serve (extra
+conditioning, a LoRA) or a failed conversion runs the torch forward instead.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import shutil
+import threading
+from pathlib import Path
+from typing import Callable
+
+from sd_studio.engine.request import Progress
+
+ProgressFn = Callable[[Progress], None] | None
+
+IR_FORMAT = "1"
+"""Bumped when what is converted changes, so stale IR in users' caches is not reused."""
+
+
+def available() -> bool:
+    """True when the openvino package is installed."""
+    return importlib.util.find_spec("openvino") is not None
+
+
+def cache_root() -> Path:
+    """Where converted models live: <user cache>/sd-studio/openvino (SD_STUDIO_OPENVINO_CACHE overrides)."""
+    override = os.environ.get("SD_STUDIO_OPENVINO_CACHE")
+    if override:
+        return Path(override)
+    from platformdirs import user_cache_path
+
+    return user_cache_path("sd-studio", appauthor=False) / "openvino"
+
+
+class ConversionError(RuntimeError):
+    """A torch module could not be converted to OpenVINO (the caller falls back to torch)."""
+
+
+class OpenVinoPart:
+    """One torch module as OpenVINO: converted once to IR on disk (cache key: model hash + part), compiled per shape."""
+
+    def __init__(self, name: str, core_module, key: str, hint: str, *, root: Path | None = None,
+                 convert: Callable | None = None, threads: int | None = None) -> None:
+        self.name = name
+        self.core_module = core_module  # a torch module taking and returning plain tensors
+        self.key = key
+        self.hint = hint  # OpenVINO INFERENCE_PRECISION_HINT: "bf16" or "f32"
+        self.root = Path(root) if root is not None else cache_root()
+        self._convert = convert
+        self.threads = threads
+        self.conversions = 0
+        self._ir = None
+        self._compiled: dict[tuple, object] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def ir_path(self) -> Path:
+        """The IR file (.xml beside its .bin) of this part."""
+        return self.root / self.key / f"{self.name}.xml"
+
+    def _core(self):
+        import openvino as ov
+
+        core = ov.Core()
+        compiled_cache = self.root / "compiled"
+        compiled_cache.mkdir(parents=True, exist_ok=True)
+        core.set_property({"CACHE_DIR": str(compiled_cache)})
+        return core
+
+    def ir(self, example_inputs: tuple, progress: ProgressFn = None):
+        """The part's IR (an openvino.Model): read from the cache, or converted now and saved; ConversionError if not."""
+        if self._ir is not None:
+            return self._ir
+        import openvino as ov
+        import torch
+
+        if self.ir_path.is_file() and self.ir_path.with_suffix(".bin").is_file():
+            self._ir = ov.Core().read_model(str(self.ir_path))
+            return self._ir
+        if progress is not None:
+            progress(Progress("converting", 0, 1, message=f"Converting the {self.name} to OpenVINO (once per model)"))
+        convert = self._convert or ov.convert_model
+        try:
+            with torch.no_grad():
+                model = convert(self.core_module, example_input=example_inputs)
+            self.conversions += 1
+            tmp = self.ir_path.parent.with_name(self.ir_path.parent.name + f".tmp{os.getpid()}")
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir(parents=True)
+            ov.save_model(model, str(tmp / self.ir_path.name), compress_to_fp16=False)
+            self.ir_path.parent.mkdir(parents=True, exist_ok=True)
+            for file in tmp.iterdir():
+                os.replace(file, self.ir_path.parent / file.name)
+            shutil.rmtree(tmp, ignore_errors=True)
+        except Exception as exc:
+            raise ConversionError(f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}") from exc
+        if progress is not None:
+            progress(Progress("converting", 1, 1, message=f"Converted the {self.name} to OpenVINO"))
+        self._ir = model
+        return model
+
+    def compiled(self, inputs: tuple, progress: ProgressFn = None):
+        """The compiled model for these inputs' shapes (compiled on first use of a shape)."""
+        shapes = tuple(tuple(t.shape) for t in inputs)
+        with self._lock:
+            if shapes in self._compiled:
+                return self._compiled[shapes]
+            model = self.ir(inputs, progress).clone()
+            model.reshape({i: list(shape) for i, shape in enumerate(shapes)})
+            config = {"INFERENCE_PRECISION_HINT": self.hint, "PERFORMANCE_HINT": "LATENCY"}
+            if self.threads:
+                config["INFERENCE_NUM_THREADS"] = int(self.threads)
+            if progress is not None:
+                progress(Progress("compiling", 0, 1, message=f"Compiling the {self.name} for {shapes[0]}"))
+            compiled = self._core().compile_model(model, "CPU", config)
+            self._compiled[shapes] = compiled
+            return compiled
+
+    def __call__(self, *inputs, progress: ProgressFn = None):
+        """Run the part on torch tensors; returns a float32 torch tensor (the first output)."""
+        import numpy as np
+        import torch
+
+        arrays = [np.ascontiguousarray(t.detach().to(torch.float32).cpu().numpy()) for t in inputs]
+        request = self.compiled(tuple(inputs), progress)
+        out = request(arrays)[0]
+        return torch.from_numpy(np.array(out, dtype=np.float32, copy=True))
+
+
+def _unet_core(unet):
+    import torch
+
+    forward = type(unet).forward  # the class's, not a replaced instance forward
+
+    class UNetCore(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.unet = unet
+
+        def forward(self, sample, timestep, encoder_hidden_states):
+            return forward(self.unet, sample, timestep, encoder_hidden_states, return_dict=False)[0]
+
+    return UNetCore().eval()
+
+
+def _decoder_core(decoder):
+    import torch
+
+    forward = type(decoder).forward
+
+    class DecoderCore(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.decoder = decoder
+
+        def forward(self, z):
+            return forward(self.decoder, z)
+
+    return DecoderCore().eval()
+
+
+class OpenVinoModel:
+    """A loaded model's UNet and VAE decoder served by OpenVINO, installed as their forward; falls back to torch."""
+
+    def __init__(self, model, precision: str, *, root: Path | None = None, convert: Callable | None = None,
+                 on_fallback: Callable[[str], None] | None = None) -> None:
+        from sd_studio.engine.cpu import inference_threads
+
+        key_source = model.hash or hashlib.sha256(str(model.spec).encode()).hexdigest()[:10]
+        self.key = f"{key_source}-ov{IR_FORMAT}"
+        self.model = model
+        self.precision = precision
+        self.on_fallback = on_fallback
+        self.progress: ProgressFn = None
+        self.torch_only = False  # set per run (LoRAs change the weights the IR was made from)
+        self.failed: str | None = None
+        self.unet = model.components["unet"]
+        self.vae = model.components.get("vae")
+        hint = "bf16" if precision == "bf16" else "f32"
+        threads = inference_threads()
+        self.unet_part = OpenVinoPart("unet", _unet_core(self.unet), self.key, hint, root=root, convert=convert,
+                                      threads=threads)
+        # The VAE decodes in f32 always: bf16 bands smooth gradients.
+        self.decoder_part = None
+        if self.vae is not None:
+            self.decoder_part = OpenVinoPart("vae_decoder", _decoder_core(self.vae.decoder), self.key, "f32",
+                                             root=root, convert=convert, threads=threads)
+        self.unet.forward = self._unet_forward
+        if self.vae is not None:
+            self.vae.decoder.forward = self._decoder_forward
+
+    @property
+    def conversions(self) -> int:
+        """How many parts were converted from torch by this object (0 when every IR came from the cache)."""
+        return self.unet_part.conversions + (self.decoder_part.conversions if self.decoder_part else 0)
+
+    def uninstall(self) -> None:
+        """Give the parts their torch forward back."""
+        self.unet.__dict__.pop("forward", None)
+        if self.vae is not None:
+            self.vae.decoder.__dict__.pop("forward", None)
+
+    def _fail(self, exc: Exception) -> None:
+        self.failed = str(exc)
+        self.uninstall()
+        message = f"OpenVINO could not convert this model ({exc}); running it with torch instead."
+        if self.progress is not None:
+            self.progress(Progress("converting", 1, 1, message=message))
+        if self.on_fallback is not None:
+            self.on_fallback(message)
+
+    def prepare(self, width: int, height: int, guidance: float, loras=(), progress: ProgressFn = None) -> None:
+        """Before a run: convert/compile for its shape now (with messages) unless it runs on torch (LoRAs)."""
+        import torch
+
+        self.progress = progress
+        self.torch_only = bool(loras)
+        if self.failed or self.torch_only:
+            return
+        config = self.unet.config
+        batch = 2 if guidance > 1 and getattr(config, "time_cond_proj_dim", None) is None else 1
+        h, w = height // 8, width // 8
+        try:
+            self.unet_part.compiled(
+                (torch.zeros(batch, config.in_channels, h, w), torch.zeros(batch),
+                 torch.zeros(batch, 77, config.cross_attention_dim)), progress)
+            if self.decoder_part is not None:
+                self.decoder_part.compiled((torch.zeros(1, self.vae.config.latent_channels, h, w),), progress)
+        except ConversionError as exc:
+            self._fail(exc)
+
+    def _unet_forward(self, sample, timestep, encoder_hidden_states=None, *args, return_dict: bool = True, **kwargs):
+        import torch
+        from diffusers.models.unets.unet_2d_condition import UNet2DConditionOutput
+
+        extras = [k for k, v in kwargs.items() if v is not None and k != "cross_attention_kwargs"] + list(args)
+        if self.torch_only or self.failed or extras or kwargs.get("cross_attention_kwargs"):
+            return type(self.unet).forward(self.unet, sample, timestep, encoder_hidden_states, *args,
+                                           return_dict=return_dict, **kwargs)
+        batch = sample.shape[0]
+        t = torch.as_tensor(timestep, dtype=torch.float32).reshape(-1)
+        t = t.expand(batch) if t.numel() == 1 else t
+        try:
+            out = self.unet_part(sample, t, encoder_hidden_states, progress=self.progress)
+        except ConversionError as exc:
+            self._fail(exc)
+            return type(self.unet).forward(self.unet, sample, timestep, encoder_hidden_states, *args,
+                                           return_dict=return_dict, **kwargs)
+        out = out.to(sample.dtype)
+        return UNet2DConditionOutput(sample=out) if return_dict else (out,)
+
+    def _decoder_forward(self, z, latent_embeds=None):
+        if self.torch_only or self.failed or latent_embeds is not None:
+            return type(self.vae.decoder).forward(self.vae.decoder, z, latent_embeds)
+        try:
+            return self.decoder_part(z, progress=self.progress).to(z.dtype)
+        except ConversionError as exc:
+            self._fail(exc)
+            return type(self.vae.decoder).forward(self.vae.decoder, z, latent_embeds)
