@@ -234,9 +234,7 @@ def _split(im: Image.Image) -> tuple[Image.Image, np.ndarray | None]:
         im = im.convert(target) if im.mode != target else im
         alpha = np.asarray(im.getchannel("A"), dtype=np.uint8)
         return im.convert("L" if target == "LA" else "RGB"), alpha
-    if mode == "RGBX":
-        return im.convert("RGB"), None
-    return im.convert("RGB"), None
+    return im.convert("RGB"), None  # YCbCr, HSV, RGBX...
 
 
 def _wide_to_8bit(im: Image.Image) -> np.ndarray:
