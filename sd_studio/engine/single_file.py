@@ -38,6 +38,9 @@ CONFIG_NAMES = {
 }
 SD2_EPSILON_CONFIG = "sd2-base"
 MAX_HEADER_BYTES = 100 * 1024 * 1024  # safetensors' own limit
+PREDICTION_TYPES = ("epsilon", "v_prediction")
+V_PRED_KEY = "v_pred"  # empty marker tensors some v-prediction checkpoints carry (ComfyUI convention)
+ZERO_SNR_KEY = "ztsnr"
 
 
 @dataclass(frozen=True)
@@ -50,11 +53,18 @@ class CheckpointHeader:
 
 @dataclass(frozen=True)
 class CheckpointInfo:
-    """What a single-file checkpoint is: family ("sd1"|"sd2"|"sdxl"), inpainting or not, config folder to use."""
+    """What a single-file checkpoint is: family ("sd1"|"sd2"|"sdxl"), inpainting or not, config folder to use.
+
+    prediction_type is what the file says the scheduler must be told ("epsilon" | "v_prediction"), None
+    when it says nothing (the config folder's default then holds); zero_snr says the model was trained
+    with zero terminal SNR (NoobAI-style v-prediction SDXL files mark both with marker keys).
+    """
 
     family: str
     is_inpaint: bool
     config_name: str
+    prediction_type: str | None = None
+    zero_snr: bool = False
 
 
 def read_header(path: Path) -> CheckpointHeader:
@@ -120,12 +130,16 @@ def model_family_of_state_dict(keys) -> str:
     return "sd1"
 
 
-def inspect_checkpoint(path: Path, config_name: str | None = None) -> CheckpointInfo:
-    """Family, inpainting and config folder of a single-file checkpoint, from its header alone.
+def inspect_checkpoint(
+    path: Path, config_name: str | None = None, prediction_type: str | None = None
+) -> CheckpointInfo:
+    """Family, inpainting, config folder and prediction type of a single-file checkpoint, from its header alone.
 
-    config_name overrides the choice (e.g. "sd2-base" for an SD 2.x 512 px epsilon model). Without it
-    SD 2.x text-to-image models get the 768 px v-prediction config unless the file says otherwise:
-    safetensors metadata `modelspec.prediction_type`, or an A1111-style `<name>.yaml` beside it.
+    v-prediction cannot be seen in the weights, so it is taken, in order, from `prediction_type`, a
+    `v_pred` marker key (as ComfyUI reads it), the safetensors metadata `modelspec.prediction_type`, an
+    A1111-style `<name>.yaml` beside the file (`parameterization: "v"` or not), else None (the config
+    folder's default). SD 2.x text-to-image files get the 768 px v-prediction config unless that says epsilon.
+    config_name forces a shipped folder (e.g. "sd2-base" for a 512 px SD 2.x model).
     """
     path = Path(path)
     header = read_header(path)
@@ -143,29 +157,37 @@ def inspect_checkpoint(path: Path, config_name: str | None = None) -> Checkpoint
             f"{path.name} has a {channels}-channel UNet; only text-to-image (4) and inpainting (9) models are supported."
         )
     is_inpaint = channels == 9
+    if prediction_type is not None and prediction_type not in PREDICTION_TYPES:
+        raise ModelError(f"Unknown prediction type {prediction_type!r}; use epsilon or v_prediction.")
+    declared = prediction_type or _declared_prediction(path, header)
     if config_name is None:
         config_name = CONFIG_NAMES[(family, is_inpaint)]
-        if config_name == "sd2-v" and _declares_epsilon(path, header.metadata):
+        if config_name == "sd2-v" and declared == "epsilon":
             config_name = SD2_EPSILON_CONFIG
     elif not (CONFIGS_DIR / config_name).is_dir():
         known = ", ".join(sorted(p.name for p in CONFIGS_DIR.iterdir() if p.is_dir()))
         raise ModelError(f"Unknown model config {config_name!r}; choose one of: {known}.")
-    return CheckpointInfo(family, is_inpaint, config_name)
+    return CheckpointInfo(family, is_inpaint, config_name, declared, ZERO_SNR_KEY in header.shapes)
 
 
-def _declares_epsilon(path: Path, metadata: dict[str, str]) -> bool:
-    """True when the file or its A1111 sidecar .yaml says the model predicts noise, not v."""
-    prediction = metadata.get("modelspec.prediction_type", "").lower()
-    if prediction:
-        return prediction in ("epsilon", "eps")
+def _declared_prediction(path: Path, header: CheckpointHeader) -> str | None:
+    """"v_prediction" or "epsilon" when the file, its metadata or its A1111 sidecar .yaml says which; else None."""
+    if V_PRED_KEY in header.shapes:
+        return "v_prediction"
+    declared = header.metadata.get("modelspec.prediction_type", "").strip().lower()
+    if declared in ("v", "v_prediction", "v-prediction"):
+        return "v_prediction"
+    if declared in ("epsilon", "eps"):
+        return "epsilon"
     sidecar = path.with_suffix(".yaml")
     if sidecar.is_file():
         try:
             text = sidecar.read_text(encoding="utf-8", errors="replace")
         except OSError:
-            return False
-        return re.search(r"parameterization:\s*[\"']?v[\"']?\s*$", text, re.MULTILINE) is None
-    return False
+            return None
+        v = re.search(r"parameterization:\s*[\"']?v[\"']?\s*$", text, re.MULTILINE)
+        return "v_prediction" if v else "epsilon"
+    return None
 
 
 def load_single_file(
@@ -176,18 +198,20 @@ def load_single_file(
     config_dir: Path | None = None,
     *,
     config_name: str | None = None,
+    prediction_type: str | None = None,
 ) -> tuple[dict, str, bool]:
     """Load a single-file checkpoint offline -> (diffusers components dict, family, is_inpaint).
 
     The components (unet, vae, text_encoder[_2], tokenizer[_2], scheduler, and None for the safety
-    checker, feature extractor and image encoder) are on `device` in `dtype`. config_dir replaces the
-    shipped config folder (tests use a tiny one); config_name picks another shipped one. The native
-    resolution is `components["unet"].config.sample_size * 8`. Raises ModelError with one sentence.
+    checker, feature extractor and image encoder) are on `device` in `dtype`; the scheduler carries the
+    model's prediction type (see inspect_checkpoint). config_dir replaces the shipped config folder
+    (tests use a tiny one); config_name picks another shipped one; prediction_type overrides detection.
+    The native resolution is `components["unet"].config.sample_size * 8`. Raises ModelError with one sentence.
     """
     path = Path(path)
     if path.suffix.lower() != ".safetensors":
         raise ModelError(f"{path.name} is not a .safetensors file; other checkpoint formats can run code and are refused.")
-    info = inspect_checkpoint(path, config_name)
+    info = inspect_checkpoint(path, config_name, prediction_type)
     folder = Path(config_dir) if config_dir is not None else CONFIGS_DIR / info.config_name
     _report(progress, 0, 3, f"Reading {path.name} ({folder.name})")
 
@@ -222,6 +246,12 @@ def load_single_file(
         # diffusers leaves weights the file lacks on the "meta" device instead of failing
         if isinstance(module, torch.nn.Module) and any(p.device.type == "meta" for p in module.parameters()):
             raise ModelError(_lacks_weights(path, folder))
+    scheduler = components.get("scheduler")
+    wanted = {"prediction_type": info.prediction_type} if info.prediction_type else {}
+    if info.zero_snr:
+        wanted.update(rescale_betas_zero_snr=True, timestep_spacing="trailing")
+    if scheduler is not None and any(scheduler.config.get(k) != v for k, v in wanted.items()):
+        components["scheduler"] = type(scheduler).from_config(scheduler.config, **wanted)
     _report(progress, 2, 3, f"Moving {path.name} to {device}")
     for name, module in components.items():
         if isinstance(module, torch.nn.Module):

@@ -174,6 +174,23 @@ def test_sd2_prediction_type_from_metadata_sidecar_or_override(tmp_path):
         inspect_checkpoint(side_v, config_name="sd9")
 
 
+def test_prediction_type_markers_and_overrides(tmp_path):
+    noob = write_fake(tmp_path / "noob.safetensors", {**UNET_4, **VAE, **SDXL_ENCODERS, "v_pred": (0,), "ztsnr": (0,)})
+    info = inspect_checkpoint(noob)
+    assert (info.config_name, info.prediction_type, info.zero_snr) == ("sdxl-base", "v_prediction", True)
+    plain = write_fake(tmp_path / "plain.safetensors", {**UNET_4, **VAE, **CLIP_L})
+    assert (inspect_checkpoint(plain).prediction_type, inspect_checkpoint(plain).zero_snr) == (None, False)
+    assert inspect_checkpoint(plain, prediction_type="v_prediction").prediction_type == "v_prediction"
+    with pytest.raises(ModelError, match="Unknown prediction type 'x'"):
+        inspect_checkpoint(plain, prediction_type="x")
+    sd1_v = write_fake(tmp_path / "sd1-v.safetensors", {**UNET_4, **VAE, **CLIP_L})
+    (tmp_path / "sd1-v.yaml").write_text("model:\n  params:\n    parameterization: v\n")
+    info = inspect_checkpoint(sd1_v)
+    assert (info.config_name, info.prediction_type) == ("sd15", "v_prediction")
+    sd2_override = write_fake(tmp_path / "sd2.safetensors", {**UNET_4, **VAE, **OPEN_CLIP_H})
+    assert inspect_checkpoint(sd2_override, prediction_type="epsilon").config_name == "sd2-base"
+
+
 def test_unsupported_channel_count(tmp_path):
     pix2pix = {U + "input_blocks.0.0.weight": (320, 8, 3, 3), **CLIP_L}
     with pytest.raises(ModelError, match="8-channel UNet"):
@@ -497,3 +514,17 @@ def test_checkpoint_missing_some_weights_is_refused(tiny_sd_dir, tiny_single_fil
     save_file(state, str(path))
     with pytest.raises(ModelError, match=r"^partial.safetensors lacks some weights of a config model \(the file may be incomplete"):
         load_single_file(path, "cpu", torch.float32, config_dir=config)
+
+
+def test_v_prediction_reaches_the_scheduler(tiny_sd_dir, tiny_single_file, tmp_path):
+    path, config = tiny_single_file
+    components, _, _ = load_single_file(path, "cpu", torch.float32, config_dir=config)
+    assert components["scheduler"].config.prediction_type == "epsilon"
+    components, _, _ = load_single_file(path, "cpu", torch.float32, config_dir=config, prediction_type="v_prediction")
+    assert components["scheduler"].config.prediction_type == "v_prediction"
+    marked = tmp_path / "vpred.safetensors"
+    save_file({**original_checkpoint(tiny_sd_dir), "v_pred": torch.zeros(0), "ztsnr": torch.zeros(0)}, str(marked))
+    components, _, _ = load_single_file(marked, "cpu", torch.float32, config_dir=config)
+    scheduler = components["scheduler"]
+    assert type(scheduler).__name__ == "EulerAncestralDiscreteScheduler"  # the folder's scheduler, retuned
+    assert scheduler.config.prediction_type == "v_prediction" and scheduler.config.rescale_betas_zero_snr
