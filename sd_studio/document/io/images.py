@@ -313,7 +313,8 @@ def _read_metadata(im: Image.Image) -> dict[str, str]:
     if isinstance(comment_text, bytes):
         comment_text = comment_text.decode("utf-8", "replace")
     if comment_text and "parameters" not in found and _is_generation_text("comment", comment_text, {}):
-        found["comment"] = comment_text
+        # some tools put A1111 text in the JPEG comment instead of EXIF
+        found["parameters" if "Steps: " in comment_text else "comment"] = comment_text
     return found
 
 

@@ -111,7 +111,8 @@ def describe_metadata(raw: dict[str, str]) -> list[str]:
     """Readable lines summarising the generation metadata found in a file (for `info`).
 
     Understands A1111 `parameters` text, ComfyUI `prompt` (API graph) and `workflow` (UI graph)
-    JSON, and InvokeAI `invokeai_metadata`; any other key is shown shortened, as text.
+    JSON, InvokeAI `invokeai_metadata` and NovelAI's JSON `Comment`; any other key is shown
+    shortened, as text.
     """
     lines: list[str] = []
     for key, value in raw.items():
@@ -127,6 +128,8 @@ def describe_metadata(raw: dict[str, str]) -> list[str]:
                 lines += _describe_comfy_workflow(_json(value))
         elif key == "invokeai_metadata" and isinstance(_json(value), dict):
             lines += _describe_invokeai(_json(value))
+        elif key in ("Comment", "comment") and isinstance(_json(value), dict) and "prompt" in _json(value):
+            lines += _describe_novelai(_json(value))
         else:
             lines.append(f"{key}: {_shorten(value)}")
     return lines
@@ -261,6 +264,17 @@ def _describe_invokeai(meta: dict) -> list[str]:
     if model:
         lines.append(f"  Model: {model}")
     settings = _settings(meta, ("scheduler", "steps", "cfg_scale", "seed", "width", "height", "strength"))
+    if settings:
+        lines.append(f"  Settings: {settings}")
+    return lines
+
+
+# -- NovelAI ----------------------------------------------------------------------------------
+def _describe_novelai(meta: dict) -> list[str]:
+    lines = ["Generation parameters (NovelAI):", f"  Prompt: {_shorten(str(meta.get('prompt', '')))}"]
+    if meta.get("uc"):
+        lines.append(f"  Negative prompt: {_shorten(str(meta['uc']))}")
+    settings = _settings(meta, ("sampler", "steps", "scale", "seed", "width", "height", "strength"))
     if settings:
         lines.append(f"  Settings: {settings}")
     return lines

@@ -351,3 +351,22 @@ def test_wide_tiffs_are_scaled_to_8_bits(tmp_path, mode):
     image = open_image(tmp_path / "wide.tif")
     assert image.mode == mode
     assert image.pixels[0, :, 0].tolist() == [0, 4, 128, 255]
+
+
+def test_a1111_text_in_a_jpeg_comment_is_read_and_camera_comments_are_not(tmp_path):
+    Image.new("RGB", (4, 4)).save(tmp_path / "com.jpg", comment="a dog\nSteps: 5, Sampler: Euler, Seed: 1")
+    assert open_image(tmp_path / "com.jpg").parameters == {"parameters": "a dog\nSteps: 5, Sampler: Euler, Seed: 1"}
+    Image.new("RGB", (4, 4)).save(tmp_path / "cam.jpg", comment="Created with a camera")
+    assert open_image(tmp_path / "cam.jpg").parameters == {}
+
+
+def test_novelai_png_chunks_are_kept(tmp_path):
+    from PIL import PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Software", "NovelAI")
+    info.add_text("Description", "a knight")
+    info.add_text("Comment", '{"prompt": "a knight", "steps": 28}')
+    Image.new("RGB", (2, 2)).save(tmp_path / "nai.png", pnginfo=info)
+    assert open_image(tmp_path / "nai.png").parameters == {
+        "Description": "a knight", "Comment": '{"prompt": "a knight", "steps": 28}', "Software": "NovelAI"}

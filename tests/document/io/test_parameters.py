@@ -208,3 +208,10 @@ def test_describe_broken_json_and_unknown_keys_as_shortened_text():
     lines = describe_metadata({"prompt": "{not json", "Software": "x" * 1000})
     assert lines[0] == "prompt: {not json"
     assert lines[1].startswith("Software: xxx") and len(lines[1]) < 500
+
+
+def test_describe_novelai_comment():
+    comment = json.dumps({"prompt": "a knight", "uc": "lowres", "steps": 28, "scale": 5, "seed": 11, "sampler": "k_euler"})
+    text = "\n".join(describe_metadata({"Software": "NovelAI", "Comment": comment}))
+    assert "Software: NovelAI" in text
+    assert "Prompt: a knight" in text and "Negative prompt: lowres" in text and "steps 28" in text and "seed 11" in text
