@@ -260,7 +260,7 @@ def _thumbnail(composite: np.ndarray) -> np.ndarray:
 
     composite = np.ascontiguousarray(composite)
     h, w = composite.shape[:2]
-    image = pyvips.Image.new_from_memory(composite.data, w, h, 4, "uchar")
+    image = pyvips.Image.new_from_memory(composite, w, h, 4, "uchar")
     # libvips premultiplies alpha while it shrinks, so transparent edges do not darken
     small = image.thumbnail_image(THUMBNAIL_SIDE, height=THUMBNAIL_SIDE)
     return np.ndarray(buffer=small.write_to_memory(), dtype=np.uint8, shape=(small.height, small.width, 4))
@@ -272,7 +272,7 @@ def encode_png(pixels: np.ndarray) -> bytes:
 
     pixels = np.ascontiguousarray(pixels, dtype=np.uint8)
     h, w = pixels.shape[:2]
-    image = pyvips.Image.new_from_memory(pixels.data, w, h, pixels.shape[2] if pixels.ndim == 3 else 1, "uchar")
+    image = pyvips.Image.new_from_memory(pixels, w, h, pixels.shape[2] if pixels.ndim == 3 else 1, "uchar")
     # the "up" filter alone is the cheapest that keeps painted, gradient-rich layers small
     return image.pngsave_buffer(compression=PNG_COMPRESSION, filter="up", strip=True)
 
