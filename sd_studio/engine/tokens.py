@@ -20,12 +20,19 @@ def clip_tokenizer(pad_token: str = "<|endoftext|>"):
 
 def token_ids(text: str) -> list[int]:
     """The prompt's token ids without start/end tokens and without truncation."""
-    return clip_tokenizer()(text, add_special_tokens=False, truncation=False)["input_ids"]
+    # verbose=False: long prompts are expected here (they are chunked), so no "longer than 77" warning
+    return clip_tokenizer()(text, add_special_tokens=False, truncation=False, verbose=False)["input_ids"]
 
 
 def count_tokens(text: str) -> int:
     """How many CLIP tokens the prompt uses (the "n" in A1111's "n/75"); start and end tokens not counted."""
     return len(token_ids(text))
+
+
+def token_usage(text: str) -> tuple[int, int]:
+    """(tokens used, tokens available in the chunks used) as A1111 shows them, e.g. (80, 150)."""
+    chunks = chunk_token_ids(text)
+    return sum(len(c) for c in chunks), CLIP_WINDOW * len(chunks)
 
 
 def chunk_token_ids(text: str) -> list[list[int]]:

@@ -11,7 +11,7 @@ import pytest
 import regex
 
 from sd_studio.engine import tokens
-from sd_studio.engine.tokens import CLIP_WINDOW, chunk_token_ids, count_tokens, token_ids, window_ids
+from sd_studio.engine.tokens import CLIP_WINDOW, chunk_token_ids, count_tokens, token_ids, token_usage, window_ids
 
 
 class ReferenceTokenizer:
@@ -150,6 +150,17 @@ def test_count_tokens():
     assert count_tokens("") == 0
     assert count_tokens("a photo of a cat") == 5
     assert count_tokens("a, " * 100) == 200
+
+
+def test_long_prompt_counts_without_warning(caplog, capfd):
+    assert count_tokens("cat " * 100) == 100
+    assert "longer than the specified maximum" not in caplog.text + "".join(capfd.readouterr())
+
+
+def test_token_usage_like_a1111():
+    assert token_usage("") == (0, 75)
+    assert token_usage("a photo of a cat") == (5, 75)
+    assert token_usage(" ".join(["cat"] * 80)) == (80, 150)
 
 
 def test_short_prompt_is_one_chunk():
