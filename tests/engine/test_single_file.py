@@ -528,3 +528,20 @@ def test_v_prediction_reaches_the_scheduler(tiny_sd_dir, tiny_single_file, tmp_p
     scheduler = components["scheduler"]
     assert type(scheduler).__name__ == "EulerAncestralDiscreteScheduler"  # the folder's scheduler, retuned
     assert scheduler.config.prediction_type == "v_prediction" and scheduler.config.rescale_betas_zero_snr
+
+
+def test_loaded_components_build_every_pipeline(tiny_single_file):
+    from diffusers import StableDiffusionImg2ImgPipeline, StableDiffusionInpaintPipeline, StableDiffusionPipeline
+
+    path, config = tiny_single_file
+    components, _, _ = load_single_file(path, "cpu", torch.float32, config_dir=config)
+    image = torch.rand(1, 3, 64, 64)
+    for cls, extra in (
+        (StableDiffusionPipeline, {"height": 64, "width": 64}),
+        (StableDiffusionImg2ImgPipeline, {"image": image, "strength": 1.0}),
+        (StableDiffusionInpaintPipeline, {"image": image, "mask_image": torch.ones(1, 1, 64, 64), "height": 64, "width": 64}),
+    ):
+        pipe = cls(**components, requires_safety_checker=False)
+        pipe.set_progress_bar_config(disable=True)
+        out = pipe("a cat", num_inference_steps=2, output_type="np", generator=torch.Generator().manual_seed(0), **extra)
+        assert out.images.shape == (1, 64, 64, 3)
