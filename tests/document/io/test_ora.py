@@ -305,3 +305,40 @@ def test_krita_shows_our_file_and_we_show_krita_s(tmp_path):
     assert [layer.name for layer in back.layers] == ["Background", "A", "B hidden", "C locked", "Inpaint mask"]
     assert back.layers[3].locked and not back.layers[2].visible and back.layers[1].opacity == pytest.approx(0.6, abs=0.01)
     assert np.abs(back.composite().astype(int) - doc.composite().astype(int)).mean() < 1.0
+
+
+@pytest.mark.skipif(shutil.which("krita") is None, reason="Krita is not installed")
+def test_nested_stacks_read_as_krita_renders_them(tmp_path):
+    # an isolated, half-opaque group holding a multiply layer (flattened by us) and a pass-through
+    # group holding a screen layer (hoisted by us): Krita's own rendering is the reference
+    w, h = 96, 64
+    bg = np.zeros((h, w, 4), np.uint8)
+    bg[..., :3] = np.linspace(40, 220, w, dtype=np.uint8)[None, :, None]
+    bg[..., 3] = 255
+    a = np.zeros((h, w, 4), np.uint8)
+    a[10:50, 10:60] = (200, 60, 30, 200)
+    b = np.zeros((h, w, 4), np.uint8)
+    b[20:60, 30:90] = (30, 90, 220, 255)
+    c = np.zeros((h, w, 4), np.uint8)
+    c[5:30, 50:95] = (250, 250, 40, 180)
+    stack = f"""<?xml version="1.0" encoding="UTF-8"?>
+<image w="{w}" h="{h}" version="0.0.1">
+ <stack isolation="isolate">
+  <stack name="Iso" opacity="0.6" composite-op="svg:src-over" visibility="visible" isolation="isolate">
+   <layer name="Mul" composite-op="svg:multiply" opacity="1" visibility="visible" x="0" y="0" src="data/b.png"/>
+   <layer name="A" composite-op="svg:src-over" opacity="1" visibility="visible" x="0" y="0" src="data/a.png"/>
+  </stack>
+  <stack name="Pass" opacity="1" composite-op="svg:src-over" visibility="visible" isolation="auto">
+   <layer name="Scr" composite-op="svg:screen" opacity="0.8" visibility="visible" x="0" y="0" src="data/c.png"/>
+  </stack>
+  <layer name="BG" composite-op="svg:src-over" opacity="1" visibility="visible" x="0" y="0" src="data/bg.png"/>
+ </stack>
+</image>"""
+    path = tmp_path / "nested.ora"
+    _archive(path, stack, {"data/bg.png": _png(bg), "data/a.png": _png(a), "data/b.png": _png(b), "data/c.png": _png(c)})
+    doc = read_ora(path)
+    assert [(layer.name, layer.blend_mode) for layer in doc.layers] == [
+        ("BG", BlendMode.SRC_OVER), ("Scr", BlendMode.SCREEN), ("Iso", BlendMode.SRC_OVER)]
+    _krita(str(path), "--export", "--export-filename", str(tmp_path / "nested.png"))
+    seen = np.asarray(Image.open(tmp_path / "nested.png").convert("RGBA")).astype(int)
+    assert np.abs(seen - doc.composite().astype(int)).max() <= 2
