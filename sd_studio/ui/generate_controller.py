@@ -80,7 +80,7 @@ class GenerationController(QObject):
         if s["mode"] in ("inpaint", "fill") and not has_mask:
             return None
         try:
-            plan = plan_region(doc.size, mask if has_mask else None, padding=s["padding"],
+            plan = plan_region(doc.size, mask if has_mask else None, padding=max(s["padding"], s["feather"] + 1),
                                resolution=s["resolution"] or 512, whole_image=s["whole_image"] and s["mode"] != "fill")
         except SDStudioError:
             return None

@@ -14,9 +14,10 @@ from PySide6.QtWidgets import (
 
 from sd_studio.document import commands as cmd
 from sd_studio.document.document import Document
+from sd_studio.document.geometry import Point
 from sd_studio.document.layer import Layer
 from sd_studio.document.surface import Surface
-from sd_studio.errors import FileError, SDStudioError
+from sd_studio.errors import SDStudioError
 from sd_studio.ui.canvas import Canvas
 from sd_studio.ui.dialogs import NewDocumentDialog, SettingsDialog, settings_list
 from sd_studio.ui.engine_thread import EngineThread
@@ -102,7 +103,7 @@ class MainWindow(QMainWindow):
         action.setObjectName(key)
         if shortcut is not None:
             if isinstance(shortcut, (list, tuple)):
-                action.setShortcuts([QKeySequence(s) for s in shortcut])
+                action.setShortcuts([s if isinstance(s, QKeySequence) else QKeySequence(s) for s in shortcut])
             else:
                 action.setShortcut(QKeySequence(shortcut))
         if icon_name:
@@ -123,12 +124,12 @@ class MainWindow(QMainWindow):
         a("export", "&Export...", self.export, "Ctrl+E", "mdi6.export")
         a("quit", "&Quit", self.close, SK.Quit, "mdi6.exit-to-app")
         a("undo", "&Undo", lambda: self.doc.undo(), SK.Undo, "mdi6.undo")
-        a("redo", "&Redo", lambda: self.doc.redo(), SK.Redo, "mdi6.redo")
+        a("redo", "&Redo", lambda: self.doc.redo(), _keys(SK.Redo, "Ctrl+Shift+Z", "Ctrl+Y"), "mdi6.redo")
         a("copy", "&Copy image", self.copy_image, SK.Copy, "mdi6.content-copy")
         a("paste", "&Paste as layer", self.paste_as_layer, SK.Paste, "mdi6.content-paste")
         a("paste_new", "Paste as new &document", self.paste_as_document, "Ctrl+Shift+V")
         a("settings", "Se&ttings...", self.open_settings, SK.Preferences, "mdi6.cog-outline")
-        a("zoom_in", "Zoom &in", lambda: self.canvas.zoom_in(), [QKeySequence(SK.ZoomIn), "Ctrl+="], "mdi6.magnify-plus-outline")
+        a("zoom_in", "Zoom &in", lambda: self.canvas.zoom_in(), _keys(SK.ZoomIn, "Ctrl+="), "mdi6.magnify-plus-outline")
         a("zoom_out", "Zoom &out", lambda: self.canvas.zoom_out(), SK.ZoomOut, "mdi6.magnify-minus-outline")
         a("zoom_fit", "&Fit to window", lambda: self.canvas.fit(), "Ctrl+0", "mdi6.fit-to-screen-outline")
         a("zoom_100", "&Actual size (100%)", lambda: self.canvas.actual_size(), "Ctrl+1", "mdi6.numeric-1-box-outline")
@@ -261,7 +262,6 @@ class MainWindow(QMainWindow):
     def _update_title(self) -> None:
         name = Path(self.path).name if self.path else "Untitled"
         self.setWindowTitle(f"{name}{'*' if self.doc.is_modified else ''} — {APP_NAME}")
-        self.setWindowModified(self.doc.is_modified)
         self.actions["undo"].setEnabled(self.doc.history.can_undo)
         self.actions["redo"].setEnabled(self.doc.history.can_redo)
 
@@ -429,7 +429,7 @@ class MainWindow(QMainWindow):
         surface = Surface(4)
         surface.write(0, 0, pixels)
         vis = self.canvas.visible_bounds()
-        layer = Layer(name="Pasted", surface=surface, offset=(max(0, vis.x), max(0, vis.y)))
+        layer = Layer(name="Pasted", surface=surface, offset=Point(max(0, vis.x), max(0, vis.y)))
         index = self.doc.layers.index(self.doc.active) + 1 if self.doc.active else len(self.doc.layers)
         self.doc.execute(cmd.AddLayer(layer, index, name="Paste as layer"))
 
@@ -524,6 +524,15 @@ class MainWindow(QMainWindow):
         QMessageBox.about(self, APP_NAME, f"<b>{APP_NAME}</b> {__version__}<br>An image editor whose brush can ask Stable Diffusion for help.")
 
 
+def _keys(standard, *extra: str) -> list[QKeySequence]:
+    """The platform's standard key sequences plus common alternatives, without duplicates."""
+    keys = list(QKeySequence.keyBindings(standard))
+    for text in extra:
+        if QKeySequence(text) not in keys:
+            keys.append(QKeySequence(text))
+    return keys
+
+
 def _with_extension(path: str, chosen_filter: str) -> str:
     if Path(path).suffix:
         return path
@@ -532,5 +541,3 @@ def _with_extension(path: str, chosen_filter: str) -> str:
             return path + ext
     return path + ".png"
 
-
-_ = FileError

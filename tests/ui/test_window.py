@@ -1,0 +1,181 @@
+"""The main window: opening files, painting and undoing, the mask, shortcuts, errors, the title."""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import Qt
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QMessageBox
+
+from sd_studio.document.geometry import Bounds
+from tests.ui.gestures import drag
+
+
+def _error_boxes(window):
+    return [b for b in window.findChildren(QMessageBox, "errorBox") if b.isVisible()]
+
+
+def test_new_window_is_untitled(window):
+    assert window.windowTitle() == "Untitled — SD Studio"
+    assert window.size_label.text() == "1024 × 1024"
+
+
+def test_open_paint_undo(window, photo, qtbot):
+    assert window.open_path(str(photo))
+    assert window.windowTitle() == "photo.png — SD Studio"
+    doc = window.doc
+    before = np.array(doc.composite(), copy=True)
+    window.select_tool("brush")
+    window.options.set(size=10, hardness=1.0, opacity=1.0)
+    drag(window.canvas, [(20, 40), (40, 40), (60, 40)])
+    after = np.array(doc.composite(), copy=True)
+    changed = np.argwhere((after != before).any(axis=2))
+    assert len(changed), "the stroke changed no pixel"
+    ys, xs = changed[:, 0], changed[:, 1]
+    assert 30 <= ys.min() and ys.max() <= 50 and 10 <= xs.min() and xs.max() <= 70
+    assert tuple(after[40, 40, :3]) == (30, 30, 30)  # the brush colour where the dab is solid
+    assert window.windowTitle() == "photo.png* — SD Studio"
+    assert doc.history.names[-1].startswith("Paint")
+    # The canvas' own copy of the composite followed the stroke.
+    np.testing.assert_array_equal(window.canvas.composite_array(), after)
+    window.actions["undo"].trigger()
+    np.testing.assert_array_equal(doc.composite(), before)
+    np.testing.assert_array_equal(window.canvas.composite_array(), before)
+    assert window.windowTitle() == "photo.png — SD Studio"
+
+
+def test_mask_brush_and_eraser(window, photo):
+    window.open_path(str(photo))
+    doc = window.doc
+    window.select_tool("mask_brush")
+    window.options.set(size=12, hardness=1.0)
+    drag(window.canvas, [(30, 30), (50, 30)])
+    mask = doc.mask.to_array()
+    assert mask[30, 40] == 255 and mask[70, 80] == 0
+    np.testing.assert_array_equal(window.canvas.mask_array(), mask)
+    pixels_before = np.array(doc.composite(), copy=True)
+    window.select_tool("mask_eraser")
+    drag(window.canvas, [(40, 30), (41, 30)])
+    assert doc.mask.to_array()[30, 40] == 0
+    assert doc.mask.to_array()[30, 30] == 255
+    np.testing.assert_array_equal(doc.composite(), pixels_before)  # the mask never touches pixels
+
+
+def test_rectangle_and_lasso_add_to_mask(window, photo):
+    window.open_path(str(photo))
+    doc = window.doc
+    window.select_tool("rect_select")
+    drag(window.canvas, [(10, 10), (20, 15), (30, 25)])
+    mask = doc.mask.to_array()
+    assert mask[10:25, 10:30].min() == 255 and mask.sum() == 255 * 15 * 20
+    window.select_tool("lasso_select")
+    drag(window.canvas, [(50, 50), (80, 50), (80, 75), (50, 75)])
+    mask = doc.mask.to_array()
+    assert mask[60, 65] == 255 and mask[10:25, 10:30].min() == 255  # added, not replaced
+    window.actions["undo"].trigger()
+    assert doc.mask.to_array()[60, 65] == 0
+
+
+def test_move_tool_is_one_command(window, photo):
+    window.open_path(str(photo))
+    doc = window.doc
+    window.select_tool("move")
+    drag(window.canvas, [(10, 10), (15, 12), (20, 13)])
+    assert tuple(doc.active.offset) == (10, 3)
+    assert len(doc.history) == 1
+    window.actions["undo"].trigger()
+    assert tuple(doc.active.offset) == (0, 0)
+
+
+def test_color_picker(window, photo):
+    window.open_path(str(photo))
+    window.select_tool("picker")
+    drag(window.canvas, [(10, 20)])
+    expected = window.doc.composite(Bounds(10, 20, 1, 1))[0, 0]
+    assert window.options.rgba()[:3] == tuple(int(v) for v in expected[:3])
+
+
+def test_tool_shortcuts_and_brush_size(window):
+    canvas = window.canvas
+    canvas.setFocus()
+    for key, modifiers, name in (
+        (Qt.Key.Key_E, Qt.KeyboardModifier.NoModifier, "eraser"),
+        (Qt.Key.Key_M, Qt.KeyboardModifier.NoModifier, "mask_brush"),
+        (Qt.Key.Key_M, Qt.KeyboardModifier.ShiftModifier, "mask_eraser"),
+        (Qt.Key.Key_V, Qt.KeyboardModifier.NoModifier, "move"),
+        (Qt.Key.Key_I, Qt.KeyboardModifier.NoModifier, "picker"),
+        (Qt.Key.Key_B, Qt.KeyboardModifier.NoModifier, "brush"),
+    ):
+        QTest.keyClick(canvas, key, modifiers)
+        assert canvas.tool.name == name, key
+    size = window.options.size
+    QTest.keyClick(canvas, Qt.Key.Key_BracketRight)
+    assert window.options.size > size
+    assert window.size_box.value() == round(window.options.size)
+    QTest.keyClick(canvas, Qt.Key.Key_BracketLeft)
+    QTest.keyClick(canvas, Qt.Key.Key_BracketLeft)
+    assert window.options.size < size
+
+
+def test_undo_redo_zoom_shortcuts(window):
+    canvas = window.canvas
+    canvas.setFocus()
+    window.layers_panel.add_layer()
+    assert len(window.doc.layers) == 2
+    QTest.keyClick(canvas, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert len(window.doc.layers) == 1
+    QTest.keyClick(canvas, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
+    assert len(window.doc.layers) == 2
+    zoom = canvas.zoom
+    QTest.keyClick(canvas, Qt.Key.Key_Minus, Qt.KeyboardModifier.ControlModifier)
+    assert canvas.zoom < zoom
+    QTest.keyClick(canvas, Qt.Key.Key_1, Qt.KeyboardModifier.ControlModifier)
+    assert canvas.zoom == 1.0
+
+
+def test_bad_file_shows_error_and_keeps_document(window, tmp_path):
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"not an image at all")
+    doc = window.doc
+    assert not window.open_path(str(bad))
+    assert window.doc is doc
+    boxes = _error_boxes(window)
+    assert len(boxes) == 1
+    assert "broken.png" in boxes[0].text()
+    assert boxes[0].detailedText()
+
+
+def test_save_and_reopen_ora(window, photo, tmp_path):
+    window.open_path(str(photo))
+    window.layers_panel.add_layer()
+    path = tmp_path / "project.ora"
+    assert window.save_to(str(path))
+    window.doc.history.mark_clean()
+    assert window.open_path(str(path))
+    assert len(window.doc.layers) == 2
+
+
+def test_unsaved_changes_prompt_on_close(window, monkeypatch):
+    window.layers_panel.add_layer()
+    asked = []
+
+    def answer(box):
+        asked.append(box.text())
+        return QMessageBox.StandardButton.Cancel
+
+    monkeypatch.setattr(QMessageBox, "exec", answer)
+    assert not window.close()
+    assert asked and window.isVisible()
+    monkeypatch.setattr(QMessageBox, "exec", lambda box: QMessageBox.StandardButton.Discard)
+    assert window.close()
+
+
+def test_copy_and_paste_as_layer(window, photo):
+    window.open_path(str(photo))
+    window.copy_image()
+    window.paste_as_layer()
+    doc = window.doc
+    assert len(doc.layers) == 2 and doc.active.name == "Pasted"
+    np.testing.assert_array_equal(doc.active.surface.read(Bounds(0, 0, 96, 80)), doc.layers[0].surface.read(Bounds(0, 0, 96, 80)))
+    window.actions["undo"].trigger()
+    assert len(doc.layers) == 1
