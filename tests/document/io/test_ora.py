@@ -342,3 +342,36 @@ def test_nested_stacks_read_as_krita_renders_them(tmp_path):
     _krita(str(path), "--export", "--export-filename", str(tmp_path / "nested.png"))
     seen = np.asarray(Image.open(tmp_path / "nested.png").convert("RGBA")).astype(int)
     assert np.abs(seen - doc.composite().astype(int)).max() <= 2
+
+
+@pytest.mark.skipif(shutil.which("krita") is None, reason="Krita is not installed")
+def test_krita_composites_every_blend_mode_of_our_files_as_we_do(tmp_path):
+    # one strip per mode over a gradient, half opaque and half translucent, at opacity 0.8.
+    # svg:plus is left out: Krita blends "Addition" and then mixes by alpha, while the
+    # OpenRaster spec (and we, and MyPaint) use Porter-Duff plus; they differ where sums clip.
+    modes = [m for m in BlendMode if m is not BlendMode.PLUS]
+    cw, h = 24, 64
+    w = cw * len(modes)
+    doc = Document(w, h)
+    bg = np.zeros((h, w, 4), np.uint8)
+    bg[..., 0] = np.linspace(0, 255, h, dtype=np.uint8)[:, None]
+    bg[..., 1] = np.tile(np.linspace(255, 0, cw, dtype=np.uint8), len(modes))[None, :]
+    bg[..., 2], bg[..., 3] = 90, 255
+    doc.layers.append(Layer(name="Background"))
+    doc.layers[0].surface.write(0, 0, bg)
+    for i, mode in enumerate(modes):
+        strip = np.zeros((h, cw, 4), np.uint8)
+        strip[..., 0] = np.linspace(255, 0, h, dtype=np.uint8)[:, None]
+        strip[..., 1] = np.linspace(0, 255, cw, dtype=np.uint8)[None, :]
+        strip[..., 2] = 200
+        strip[..., 3] = np.where(np.arange(h)[:, None] < h // 2, 255, 128)
+        layer = Layer(name=mode.label, blend_mode=mode, opacity=0.8)
+        layer.surface.write(i * cw, 0, strip)
+        doc.layers.append(layer)
+    doc.active = doc.layers[-1]
+    write_ora(tmp_path / "modes.ora", doc)
+    _krita(str(tmp_path / "modes.ora"), "--export", "--export-filename", str(tmp_path / "modes.png"))
+    seen = np.asarray(Image.open(tmp_path / "modes.png").convert("RGBA")).astype(int)
+    ours = doc.composite().astype(int)
+    worst = {m.value: int(np.abs(seen - ours)[:, i * cw:(i + 1) * cw].max()) for i, m in enumerate(modes)}
+    assert all(v <= 2 for v in worst.values()), worst
