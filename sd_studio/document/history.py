@@ -71,6 +71,12 @@ class History:
         self._clean = self._index
         self._changed()
 
+    def mark_unsaved(self) -> None:
+        """Count the document as modified at every entry until the next mark_clean (a document
+        restored after a crash is saved nowhere yet)."""
+        self._clean = None
+        self._changed()
+
     # -- changes -----------------------------------------------------------------------------
     def push(self, command: "Command", document: "Document", done: bool = False) -> None:
         """Add a command (running it first unless done) and drop the redoable entries."""

@@ -135,8 +135,11 @@ class RecoveryStore:
         return out
 
     def restore(self, entry: RecoveryEntry):
-        """The document a recovery copy holds (FileError when it cannot be read)."""
-        return read_ora(entry.ora_path)
+        """The document a recovery copy holds, counted as modified (it is saved nowhere yet);
+        FileError when it cannot be read."""
+        doc = read_ora(entry.ora_path)
+        doc.history.mark_unsaved()
+        return doc
 
     def discard(self, entry: RecoveryEntry) -> None:
         """Delete a recovery copy (after the user restored or declined it)."""

@@ -201,6 +201,7 @@ def test_a_process_killed_while_editing_leaves_a_copy_that_restores(tmp_path):
     assert pending[0].source_path == Path("/work/boat.ora")
     restored = store.restore(pending[0])
     _same(_build(), restored)
+    assert restored.is_modified  # saved nowhere yet: closing it must ask
     assert restored.layers[1].blend_mode is BlendMode.SCREEN
     store.discard(pending[0])
     assert store.pending() == []
