@@ -375,3 +375,47 @@ def test_krita_composites_every_blend_mode_of_our_files_as_we_do(tmp_path):
     ours = doc.composite().astype(int)
     worst = {m.value: int(np.abs(seen - ours)[:, i * cw:(i + 1) * cw].max()) for i, m in enumerate(modes)}
     assert all(v <= 2 for v in worst.values()), worst
+
+
+_layer_props = st.fixed_dictionaries({
+    "name": st.text(max_size=12),
+    "offset": st.tuples(st.integers(-100, 100), st.integers(-100, 100)),
+    "rect": st.tuples(st.integers(-80, 80), st.integers(-80, 80), st.integers(0, 70), st.integers(0, 70)),
+    "opacity": st.floats(0, 1).map(lambda v: round(v, 4)),
+    "visible": st.booleans(), "locked": st.booleans(),
+    "blend_mode": st.sampled_from(list(BlendMode)),
+    "metadata": st.dictionaries(st.text(min_size=1, max_size=8), st.text(max_size=30), max_size=2),
+})
+
+
+@settings(max_examples=25, deadline=None)
+@given(layers=st.lists(_layer_props, min_size=1, max_size=4), active=st.integers(0, 3),
+       mask=st.one_of(st.none(), st.tuples(st.integers(-10, 60), st.integers(-10, 60), st.integers(1, 30), st.integers(1, 30))))
+def test_any_document_round_trips(tmp_path_factory, layers, active, mask):
+    doc = Document(64, 48)
+    for i, p in enumerate(layers):
+        layer = Layer(name=p["name"], offset=Point(*p["offset"]), opacity=p["opacity"], visible=p["visible"],
+                      locked=p["locked"], blend_mode=p["blend_mode"], metadata=p["metadata"])
+        x, y, w, h = p["rect"]
+        if w and h:
+            layer.surface.write(x, y, _noise(h, w, seed=i))
+        doc.layers.append(layer)
+    doc.active = doc.layers[min(active, len(doc.layers) - 1)]
+    if mask is not None:
+        x, y, w, h = mask
+        doc.mask.surface.write(x, y, np.full((h, w), 99, np.uint8))
+    path = tmp_path_factory.mktemp("any") / "any.ora"
+    write_ora(path, doc)
+    back = read_ora(path)
+    clean = [_xml_safe_name(layer.name) for layer in doc.layers]
+    for layer, name in zip(doc.layers, clean):
+        layer.name = name
+    _assert_same(doc, back)
+
+
+def _xml_safe_name(name: str) -> str:
+    """The name write_ora stores: characters XML cannot hold become U+FFFD, empty becomes "Layer"."""
+    import re
+
+    name = re.sub("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]", "\ufffd", name)
+    return name or "Layer"
