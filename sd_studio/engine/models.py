@@ -453,8 +453,9 @@ class ModelCache:
 
     def clear(self) -> None:
         """Forget the cached model and give its memory back."""
-        if self._model is not None:
-            self._model.release()
+        if self._model is None:
+            return  # nothing to give back; a full gc.collect() would hold the GIL for ~0.5 s for nothing
+        self._model.release()
         self._model, self._key = None, None
         gc.collect()
         try:
