@@ -3,32 +3,123 @@
 from __future__ import annotations
 
 import sys
-import threading
 
 
 def _install_crash_handlers(window) -> None:
-    """Unexpected exceptions anywhere become an incident-log entry and a dialog, never a silent exit."""
+    """Unexpected exceptions anywhere become an incident-log entry and a dialog, never a silent exit;
+    hard crashes are recorded by faulthandler and reported at the next start."""
+    from PySide6.QtCore import QObject, QTimer, Signal
+
+    from sd_studio.incidents import install_exception_hooks
+
+    class _Relay(QObject):
+        # exceptions arrive on any thread; a queued signal brings them to the GUI thread
+        incident = Signal(str, str, object)
+
+    relay = _Relay(window)
+    relay.incident.connect(lambda summary, details, path: _show_incident(window, summary, details, path))
+    window._incident_relay = relay  # keep it alive as long as the window
+    previous = install_exception_hooks(lambda summary, details, path: relay.incident.emit(summary, details, path))
+    if previous:
+        from sd_studio.incidents import log_path
+
+        QTimer.singleShot(0, lambda: _show_incident(
+            window, "SD Studio stopped unexpectedly last time; the report is in the incident log.", previous, log_path()))
+
+
+def _show_incident(window, summary: str, details: str, path) -> None:
+    """A non-blocking dialog: the summary, the log's path, the details, and a "Copy details" button."""
+    from PySide6.QtGui import QGuiApplication
+    from PySide6.QtWidgets import QMessageBox
+
+    box = QMessageBox(QMessageBox.Icon.Critical, "SD Studio", summary, QMessageBox.StandardButton.Close, window)
+    box.setObjectName("incidentBox")
+    box.setInformativeText(f"The details were written to {path}. SD Studio keeps running.")
+    box.setDetailedText(details)
+    copy = box.addButton("Copy details", QMessageBox.ButtonRole.ActionRole)
+    copy.clicked.disconnect()  # copying must not close the box
+    copy.clicked.connect(lambda: QGuiApplication.clipboard().setText(f"{summary}\n\n{details}"))
+    box.setModal(False)
+    box.show()
+
+
+def _install_autosave(window, interval_s: float = 60.0):
+    """Keep a recovery copy of the window's document (every interval_s while modified, and after
+    each applied generation), offer what a crash left behind, and remove the copy on a clean exit.
+    Returns a function to call once the event loop has ended."""
     from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QMessageBox
 
-    from sd_studio.incidents import log_exception
+    from sd_studio.document.io.recovery import Autosaver, RecoveryStore
 
-    def hook(exc_type, exc, tb):
-        if issubclass(exc_type, KeyboardInterrupt):
-            sys.__excepthook__(exc_type, exc, tb)
-            return
-        exc = exc if exc is not None else exc_type()
-        exc.__traceback__ = tb
-        log_exception(exc, "editor")
-        from sd_studio.ui.errors import show_error
+    store = RecoveryStore()
+    state: dict = {"saver": None, "doc_id": None}
+    original_set_document = window.set_document
 
-        QTimer.singleShot(0, lambda: show_error(window, exc, "editor"))
+    def after_history() -> None:
+        history = window.doc.history
+        # the editor applies a generation as one command named "Add N generated layers"
+        if history.index and "generated" in history.names[history.index - 1]:
+            state["saver"].request_save()
 
-    def thread_hook(args):
-        if args.exc_value is not None:
-            log_exception(args.exc_value, f"thread {args.thread.name if args.thread else '?'}")
+    def set_document(doc, path) -> None:
+        old = state["saver"]
+        if old is not None:
+            window.doc.events.history_changed.disconnect(after_history)
+            old.close(discard=True)  # the editor asked about unsaved changes before replacing it
+        original_set_document(doc, path)
+        state["saver"] = Autosaver(doc, store, doc_id=state.pop("doc_id", None), source_path=path,
+                                   interval_s=interval_s).start()
+        state["doc_id"] = None
+        doc.events.history_changed.connect(after_history)
 
-    sys.excepthook = hook
-    threading.excepthook = thread_hook
+    window.set_document = set_document  # every later document gets its own autosaver
+    set_document(window.doc, window.path)
+
+    def tick() -> None:
+        saver = state["saver"]
+        if saver is not None:
+            saver.source_path = window.path
+            saver.tick()
+
+    timer = QTimer(window)
+    timer.timeout.connect(tick)
+    timer.start(1000)
+
+    def offer() -> None:
+        import time
+
+        for entry in store.pending():
+            when = time.strftime("%Y-%m-%d %H:%M", time.localtime(entry.saved_at))
+            box = QMessageBox(QMessageBox.Icon.Question, "SD Studio",
+                              f"SD Studio closed unexpectedly while \"{entry.title}\" had unsaved changes "
+                              f"(recovery copy of {when}). Restore it?",
+                              QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Discard
+                              | QMessageBox.StandardButton.Ignore, window)
+            box.setObjectName("recoveryBox")
+            answer = box.exec()
+            if answer == QMessageBox.StandardButton.Yes and window.maybe_save():
+                try:
+                    doc = store.restore(entry)
+                except Exception as exc:  # noqa: BLE001 - a damaged copy is reported, not fatal
+                    from sd_studio.ui.errors import show_error
+
+                    show_error(window, exc, "restore a recovery copy")
+                    continue
+                state["doc_id"] = entry.doc_id  # keep writing the same copy until a clean exit
+                window.set_document(doc, str(entry.source_path) if entry.source_path else None)
+                break  # one window, one document: the rest stay for the next start
+            if answer == QMessageBox.StandardButton.Discard:
+                store.discard(entry)
+
+    QTimer.singleShot(0, offer)
+
+    def finish() -> None:
+        timer.stop()
+        if state["saver"] is not None:
+            state["saver"].close(discard=True)
+
+    return finish
 
 
 def create_app(argv: list[str] | None = None):
@@ -56,10 +147,13 @@ def run_editor(path: str | None) -> int:
 
     window = MainWindow()
     _install_crash_handlers(window)
+    finish_autosave = _install_autosave(window)
     window.show()
     if path:
         from PySide6.QtCore import QTimer
 
         # Load after the window is on screen so it appears at once, whatever the file's size.
         QTimer.singleShot(0, lambda: window.open_path(path))
-    return app.exec()
+    status = app.exec()
+    finish_autosave()  # a clean exit: the recovery copy goes
+    return status

@@ -1,0 +1,111 @@
+"""The editor's wiring of autosave, crash recovery and the incident dialog (sd_studio.app)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QTimer
+from PySide6.QtGui import QGuiApplication
+from PySide6.QtWidgets import QApplication, QMessageBox
+
+from sd_studio.app import _install_autosave, _install_crash_handlers
+from sd_studio.document.commands import Compound, SetLayerProperty, TilesCommand
+from sd_studio.document.document import Document
+from sd_studio.document.io.recovery import RecoveryStore
+from sd_studio.incidents import uninstall_exception_hooks
+
+
+def _paint(doc: Document) -> None:
+    layer = doc.layers[0]
+    doc.execute(TilesCommand.write("Paint", layer, layer.surface, 5, 5, np.full((20, 20, 4), 200, np.uint8)))
+
+
+def test_autosave_keeps_a_copy_while_modified_and_removes_it_on_a_clean_exit(window, qtbot):
+    finish = _install_autosave(window, interval_s=0)
+    store = RecoveryStore()
+    _paint(window.doc)
+    qtbot.waitUntil(lambda: len(store.entries()) == 1, timeout=20000)
+    saved = store.restore(store.entries()[0])
+    assert np.array_equal(saved.composite(), window.doc.composite())
+    finish()
+    assert store.entries() == []
+
+
+def test_an_applied_generation_is_saved_at_once(window, qtbot):
+    finish = _install_autosave(window, interval_s=3600)
+    store = RecoveryStore()
+    layer = window.doc.layers[0]
+    window.doc.execute(Compound("Add 1 generated layers", [SetLayerProperty(layer, "opacity", 0.5)]))
+    qtbot.waitUntil(lambda: len(store.entries()) == 1, timeout=20000)
+    finish()
+
+
+def test_a_new_document_gets_its_own_autosaver(window, qtbot):
+    finish = _install_autosave(window, interval_s=0)
+    store = RecoveryStore()
+    _paint(window.doc)
+    qtbot.waitUntil(lambda: len(store.entries()) == 1, timeout=20000)
+    first = store.entries()[0].doc_id
+    window.doc.history.mark_clean()
+    window.set_document(Document.new(64, 64), None)
+    _paint(window.doc)
+    qtbot.waitUntil(lambda: [e.doc_id for e in store.entries()] not in ([], [first]), timeout=20000)
+    assert first not in [e.doc_id for e in store.entries()]
+    finish()
+
+
+def test_a_crash_s_copy_is_offered_and_restored(window, qtbot):
+    store = RecoveryStore()
+    crashed = Document.new(90, 70, background=(10, 200, 30, 255))
+    entry = store.save(crashed, "crashed", "/somewhere/picture.ora")
+    record = json.loads(entry.info_path.read_text())
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    record["pid"] = child.pid  # written by a process that is gone
+    entry.info_path.write_text(json.dumps(record))
+
+    def answer() -> None:
+        box = QApplication.activeModalWidget()
+        if isinstance(box, QMessageBox) and box.objectName() == "recoveryBox":
+            assert "picture.ora" in box.text()
+            box.button(QMessageBox.StandardButton.Yes).click()
+        else:
+            QTimer.singleShot(50, answer)
+
+    QTimer.singleShot(50, answer)
+    finish = _install_autosave(window, interval_s=3600)
+    qtbot.waitUntil(lambda: window.doc.size == (90, 70), timeout=20000)
+    assert window.path == "/somewhere/picture.ora" and window.doc.is_modified
+    assert tuple(window.doc.composite()[5, 5]) == (10, 200, 30, 255)
+    window.doc.history.mark_clean()
+    finish()
+    assert store.entries() == []
+
+
+def test_an_exception_on_any_thread_shows_the_incident_dialog(window, qtbot):
+    _install_crash_handlers(window)
+    try:
+        worker = threading.Thread(target=lambda: 1 / 0, name="engine")
+        worker.start()
+        worker.join()
+        qtbot.waitUntil(lambda: window.findChild(QMessageBox, "incidentBox") is not None, timeout=10000)
+        box = window.findChild(QMessageBox, "incidentBox")
+        assert "ZeroDivisionError" in box.text() and "incidents.log" in box.informativeText()
+        copy = next(b for b in box.buttons() if b.text() == "Copy details")
+        copy.click()
+        assert "thread: engine" in QGuiApplication.clipboard().text()
+        assert box.isVisible()  # copying leaves the dialog open
+        box.close()
+    finally:
+        uninstall_exception_hooks()
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover_hooks():
+    yield
+    uninstall_exception_hooks()
