@@ -283,10 +283,9 @@ def test_empty_stack_and_empty_bounds():
     assert flatten([layer], Bounds(0, 0, 0, 5)).shape == (5, 0, 4)
 
 
-def test_flatten_area_large_enough_for_vips_agrees_with_numpy():
+def test_libvips_and_numpy_paths_agree_on_a_larger_stack():
     rng = np.random.default_rng(11)
-    side = 300  # 300 x 300 is above VIPS_MIN_PIXELS, so flatten itself picks libvips
-    assert side * side >= composite.VIPS_MIN_PIXELS
+    side = 300
     layers = [
         make_layer(random_pixels(rng, side, side), opacity=0.9),
         make_layer(random_pixels(rng, 120, 200), offset=(-40, 77), opacity=0.6),
@@ -295,7 +294,25 @@ def test_flatten_area_large_enough_for_vips_agrees_with_numpy():
         make_layer(random_pixels(rng, side, side), opacity=0.3),
     ]
     bounds = Bounds(0, 0, side, side)
-    assert_close(flatten(layers, bounds), _flatten(layers, bounds, use_vips=False))
+    assert_close(_flatten(layers, bounds, use_vips=True), _flatten(layers, bounds, use_vips=False))
+
+
+def test_any_piece_of_the_image_equals_the_same_piece_of_the_whole(monkeypatch):
+    # The dirty-tile cache stitches pieces computed at different times: they must match exactly.
+    monkeypatch.setattr(composite, "BAND_PIXELS", 5000)  # several bands even for this small image
+    rng = np.random.default_rng(12)
+    modes = [BlendMode.SRC_OVER, BlendMode.SRC_OVER, BlendMode.MULTIPLY, BlendMode.PLUS, BlendMode.SRC_OVER,
+             BlendMode.COLOR, BlendMode.SRC_OVER, BlendMode.COLOR_DODGE]
+    layers = []
+    for mode in modes:
+        h, w = (int(v) for v in rng.integers(30, 160, 2))
+        offset = tuple(int(v) for v in rng.integers(-40, 120, 2))
+        layers.append(make_layer(random_pixels(rng, h, w), offset, mode, float(rng.uniform(0.3, 1))))
+    whole_bounds = Bounds(0, 0, 192, 160)
+    whole = flatten(layers, whole_bounds)
+    for piece in [Bounds(0, 0, 64, 64), Bounds(128, 64, 64, 64), Bounds(64, 128, 128, 32), Bounds(5, 7, 1, 1),
+                  Bounds(100, 3, 50, 90)]:
+        assert np.array_equal(flatten(layers, piece), whole[piece.slices]), piece
 
 
 def test_layers_without_tiles_in_bounds_are_not_read(monkeypatch):
