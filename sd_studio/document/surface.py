@@ -108,11 +108,27 @@ class Surface:
 
     def read(self, bounds: Bounds) -> np.ndarray:
         """A new array (height, width[, channels]) holding the pixels of bounds; zeros where empty."""
-        out = np.zeros(self._shape(bounds.height, bounds.width), np.uint8)
-        for (tx, ty), rows, cols, trows, tcols in self._spans(bounds):
-            tile = self._tiles.get((tx, ty))
-            if tile is not None:
-                out[rows, cols] = tile[trows, tcols]
+        if bounds.is_empty:
+            return np.zeros(self._shape(max(0, bounds.height), max(0, bounds.width)), np.uint8)
+        # One np.concatenate per row of tiles instead of one slice assignment per tile: reading a
+        # 4096 x 4096 layer goes from 4096 Python-level copies to 64 (about twice as fast).
+        out = np.empty(self._shape(bounds.height, bounds.width), np.uint8)
+        zero = np.zeros(self._shape(TILE, TILE), np.uint8)
+        tx0, tx1 = bounds.x // TILE, (bounds.right - 1) // TILE
+        left, right = bounds.x - tx0 * TILE, bounds.right - tx1 * TILE
+        get = self._tiles.get
+        for ty in range(bounds.y // TILE, (bounds.bottom - 1) // TILE + 1):
+            y0, y1 = max(bounds.y, ty * TILE), min(bounds.bottom, (ty + 1) * TILE)
+            target = out[y0 - bounds.y:y1 - bounds.y]
+            tiles = [get((tx, ty)) for tx in range(tx0, tx1 + 1)]
+            if all(tile is None for tile in tiles):
+                target.fill(0)
+                continue
+            trows = slice(y0 - ty * TILE, y1 - ty * TILE)
+            pieces = [(zero if tile is None else tile)[trows] for tile in tiles]
+            pieces[-1] = pieces[-1][:, :right]
+            pieces[0] = pieces[0][:, left:]
+            np.concatenate(pieces, axis=1, out=target)
         return out
 
     def write(self, x: int, y: int, pixels: np.ndarray) -> Bounds:
