@@ -263,6 +263,7 @@ class Canvas(QWidget):
         p = QPainter(self)
         p.fillRect(event.rect(), self.palette().color(self.backgroundRole()).darker(115))
         if self._doc is None:
+            p.end()
             return
         area = self._bounds_of(QRectF(event.rect()))
         if not area.is_empty:
@@ -281,6 +282,7 @@ class Canvas(QWidget):
                 self._paint_mask(p, area, s)
             p.restore()
         self._paint_overlays(p)
+        p.end()
 
     def _paint_mask(self, p: QPainter, area: Bounds, s: int) -> None:
         x0, y0 = area.x // s * s, area.y // s * s

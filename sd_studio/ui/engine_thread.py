@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
@@ -27,6 +28,7 @@ class EngineWorker(QObject):
             from sd_studio.engine.models import ModelCache
 
             if self.models is None:
+                _settle_imports()
                 self.models = ModelCache()
             result = generate(
                 request,
@@ -38,6 +40,21 @@ class EngineWorker(QObject):
             self.failed.emit(job, exc)
         else:
             self.finished.emit(job, result)
+
+
+def _settle_imports() -> None:
+    """Import torch and diffusers, then move every object alive so far out of the garbage collector's way.
+
+    The modules stay loaded for the whole session; frozen, they no longer make each full collection
+    (which holds the GIL, and so freezes the window) take half a second.
+    """
+    import gc
+
+    import diffusers  # noqa: F401
+    import torch  # noqa: F401
+
+    gc.collect()
+    gc.freeze()
 
 
 class EngineThread(QObject):
@@ -65,6 +82,9 @@ class EngineThread(QObject):
         self.worker.failed.connect(self._failed)
         self._job = 0
         self._running: int | None = None
+        # The engine's Python code holds the GIL between torch calls; a short switch interval hands
+        # it back to the window's thread quickly, so painting never waits long for it.
+        sys.setswitchinterval(min(sys.getswitchinterval(), 0.001))
         self._thread.start()
 
     @property
