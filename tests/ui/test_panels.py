@@ -1,0 +1,90 @@
+"""The layers and history panels: every operation is a document command, shown as it happens."""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import Qt
+
+from sd_studio.document.layer import BlendMode
+
+
+def _names(panel):
+    return [panel.list.item(i).text() for i in range(panel.list.count())]
+
+
+def test_layers_panel_operations(window, photo, qtbot):
+    window.open_path(str(photo))
+    doc, panel = window.doc, window.layers_panel
+    panel.buttons["add"].click()
+    assert _names(panel) == ["Layer 2", "Background"] and doc.active is doc.layers[1]
+    panel.buttons["duplicate"].click()
+    assert _names(panel) == ["Layer 2 copy", "Layer 2", "Background"]
+    # rename by editing the item
+    panel.list.item(0).setText("Sky")
+    assert doc.layers[2].name == "Sky" and doc.history.names[-1].startswith("Change name")
+    # visibility by the check box
+    panel.list.item(2).setCheckState(Qt.CheckState.Unchecked)
+    assert doc.layers[0].visible is False
+    assert doc.composite()[10, 10, 3] == 0  # nothing visible any more
+    window.actions["undo"].trigger()
+    assert doc.layers[0].visible is True and panel.list.item(2).checkState() == Qt.CheckState.Checked
+    # opacity, blend mode and lock of the active layer
+    panel.list.setCurrentRow(0)
+    assert doc.active.name == "Sky"
+    panel.opacity.setValue(40)
+    panel.opacity.editingFinished.emit()
+    assert doc.active.opacity == 0.4
+    panel.blend.setCurrentIndex(panel.blend.findData(BlendMode.MULTIPLY))
+    panel.blend.activated.emit(panel.blend.currentIndex())
+    assert doc.active.blend_mode is BlendMode.MULTIPLY
+    panel.lock.setChecked(True)
+    assert doc.active.locked
+    # reorder: move down, then drop at the top
+    panel.buttons["down"].click()
+    assert _names(panel) == ["Layer 2", "Sky", "Background"]
+    panel._on_drop(2, 0)
+    assert _names(panel) == ["Background", "Layer 2", "Sky"]
+    window.actions["undo"].trigger()
+    assert _names(panel) == ["Layer 2", "Sky", "Background"]
+    # delete, merge down, flatten, each one undo step
+    count = doc.history.index
+    panel.list.setCurrentRow(0)
+    panel.buttons["delete"].click()
+    assert _names(panel) == ["Sky", "Background"]
+    panel.buttons["merge"].click()
+    assert _names(panel) == ["Background"]
+    assert doc.history.index == count + 2 == len(doc.history)
+    window.actions["undo"].trigger()
+    window.actions["undo"].trigger()
+    assert _names(panel) == ["Layer 2", "Sky", "Background"]
+    before = np.array(doc.composite(), copy=True)
+    panel.buttons["flatten"].click()
+    assert _names(panel) == ["Background"]
+    np.testing.assert_array_equal(doc.composite(), before)
+
+
+def test_layer_thumbnails_follow_painting(window, photo, qtbot):
+    window.open_path(str(photo))
+    panel = window.layers_panel
+    panel.add_layer()
+    before = panel.list.item(0).icon().pixmap(40, 40).toImage()
+    window.select_tool("brush")
+    window.options.set(size=40, hardness=1.0)
+    from tests.ui.gestures import drag
+
+    drag(window.canvas, [(48, 40), (50, 40)])
+    qtbot.waitUntil(lambda: panel.list.item(0).icon().pixmap(40, 40).toImage() != before, timeout=3000)
+
+
+def test_history_panel_jumps(window, qtbot):
+    doc, history = window.doc, window.history_panel
+    window.layers_panel.add_layer()
+    window.layers_panel.add_layer()
+    assert history.list.count() == 3 and history.list.currentRow() == 2
+    history.list.setCurrentRow(0)
+    qtbot.waitUntil(lambda: doc.history.index == 0)
+    assert len(doc.layers) == 1
+    assert history.list.currentRow() == 0 and history.list.count() == 3
+    history.list.setCurrentRow(2)
+    qtbot.waitUntil(lambda: doc.history.index == 2)
+    assert len(doc.layers) == 3
