@@ -41,7 +41,7 @@ class FlattenedCache:
         if self._image is None:
             self._image = np.zeros((self.size.height, self.size.width, 4), np.uint8)
             self._dirty = set(full.tiles(TILE))
-        wanted = [k for k in area.tiles(TILE) if k in self._dirty]
+        wanted = self._dirty_in(area)
         if wanted:
             layers = list(self._layers())
             for rect in _rectangles(wanted):
@@ -52,6 +52,16 @@ class FlattenedCache:
         view = self._image[area.slices]
         view.flags.writeable = False
         return view
+
+    def _dirty_in(self, area: Bounds) -> list[tuple[int, int]]:
+        """The dirty tile keys that area touches, walking whichever of the two sets is smaller."""
+        if area.is_empty or not self._dirty:
+            return []
+        tx0, ty0 = area.x // TILE, area.y // TILE
+        tx1, ty1 = (area.right - 1) // TILE, (area.bottom - 1) // TILE
+        if len(self._dirty) < (tx1 - tx0 + 1) * (ty1 - ty0 + 1):
+            return [(tx, ty) for tx, ty in self._dirty if tx0 <= tx <= tx1 and ty0 <= ty <= ty1]
+        return [k for k in area.tiles(TILE) if k in self._dirty]
 
 
 def _rectangles(keys: list[tuple[int, int]]) -> list[Bounds]:
