@@ -74,6 +74,7 @@ def _install_autosave(window, interval_s: float = 60.0):
         doc.events.history_changed.connect(after_history)
 
     window.set_document = set_document  # every later document gets its own autosaver
+    window.request_autosave = lambda: state["saver"] and state["saver"].request_save()
     set_document(window.doc, window.path)
 
     def tick() -> None:
