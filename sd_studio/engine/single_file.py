@@ -217,9 +217,12 @@ def load_single_file(
 
     import torch
     from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
+    from diffusers.utils import logging as diffusers_logging
 
     pipeline_class = StableDiffusionXLPipeline if info.family == "sdxl" else StableDiffusionPipeline
     tokenizers = {name: load_tokenizer(folder / name) for name in ("tokenizer", "tokenizer_2") if (folder / name).is_dir()}
+    bar_was_on = diffusers_logging.is_progress_bar_enabled()
+    diffusers_logging.disable_progress_bar()  # progress goes to our callback, not to a tqdm bar on stderr
     try:
         pipe = pipeline_class.from_single_file(
             str(path),
@@ -241,6 +244,10 @@ def load_single_file(
         if "meta tensor" in str(e):
             raise ModelError(_lacks_weights(path, folder)) from e
         raise ModelError(f"Could not load {path.name} with the {folder.name} config: {_first_sentence(e)}") from e
+    finally:
+        if bar_was_on:
+            diffusers_logging.enable_progress_bar()
+    _report(progress, 1, 3, f"Checking {path.name}")
     components = dict(pipe.components)
     for module in components.values():
         # diffusers leaves weights the file lacks on the "meta" device instead of failing

@@ -277,7 +277,7 @@ def test_pickle_disguised_as_safetensors_is_never_unpickled(tmp_path):
 # ---------------------------------------------------------------- loading a tiny checkpoint offline
 
 
-def test_tiny_checkpoint_loads_offline_and_matches_the_original(tiny_single_file, tiny_sd_dir, monkeypatch):
+def test_tiny_checkpoint_loads_offline_and_matches_the_original(tiny_single_file, tiny_sd_dir, monkeypatch, capfd):
     from diffusers import AutoencoderKL, UNet2DConditionModel
     from transformers import CLIPTextModel
 
@@ -287,6 +287,8 @@ def test_tiny_checkpoint_loads_offline_and_matches_the_original(tiny_single_file
     components, family, is_inpaint = load_single_file(path, "cpu", torch.float32, progress=reports.append, config_dir=config)
     assert (family, is_inpaint) == ("sd1", False)
     assert [r.phase for r in reports] == ["loading"] * len(reports) and reports[-1].step == reports[-1].total
+    assert [r.step for r in reports] == sorted(r.step for r in reports)
+    assert "Loading pipeline components" not in capfd.readouterr().err  # progress goes to the callback only
     assert {"unet", "vae", "text_encoder", "tokenizer", "scheduler"} <= components.keys()
 
     unet = UNet2DConditionModel.from_pretrained(tiny_sd_dir / "unet")
