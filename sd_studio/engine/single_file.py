@@ -26,6 +26,17 @@ SD1_CROSS_ATTENTION = UNET_PREFIX + "input_blocks.1.1.transformer_blocks.0.attn2
 SDXL_SECOND_ENCODER = "conditioner.embedders.1."
 SDXL_REFINER_ENCODER = "conditioner.embedders.0.model."
 OPEN_CLIP_ENCODER = "cond_stage_model.model."
+OTHER_DIFFUSION_MODELS = ("joint_blocks.", "double_blocks.", "single_blocks.", "transformer_blocks.")  # SD3, Flux, ...
+# what an unrelated .safetensors file most likely is, from its key names, so the message can say so
+NOT_A_CHECKPOINT_HINTS = (
+    ("lora_", "a LoRA"),
+    (".lora_down.", "a LoRA"),
+    (".lora_A.", "a LoRA"),
+    ("emb_params", "a textual-inversion embedding"),
+    ("clip_l", "a textual-inversion embedding"),
+    ("encoder.down.", "a VAE"),
+    ("encoder.down_blocks.", "a VAE"),
+)
 
 # family, inpainting -> shipped config folder; SD 2.x text-to-image defaults to the 768 px v-prediction one
 CONFIG_NAMES = {
@@ -116,7 +127,11 @@ def model_family_of_state_dict(keys) -> str:
     there is no UNet, or for an SDXL refiner (not supported).
     """
     names = list(keys)
-    if not any(k.startswith(UNET_PREFIX) for k in names):
+    if FIRST_CONV not in names:
+        if any(k.startswith(UNET_PREFIX) or k.startswith(OTHER_DIFFUSION_MODELS) for k in names):
+            raise ModelError(
+                "This diffusion model is not Stable Diffusion 1.x, 2.x or SDXL (SD3, Flux and others are not supported)."
+            )
         raise ModelError("This is not a Stable Diffusion checkpoint (no UNet weights found).")
     if any(k.startswith(SDXL_SECOND_ENCODER) for k in names):
         return "sdxl"
@@ -147,8 +162,10 @@ def inspect_checkpoint(
         family = model_family_of_state_dict(header.shapes)
     except ModelError as e:
         if "no UNet" in str(e):
+            hint = next((what for part, what in NOT_A_CHECKPOINT_HINTS if any(part in k for k in header.shapes)), None)
             raise ModelError(
-                f"{path.name} is a .safetensors file but not a Stable Diffusion checkpoint (no UNet weights found)."
+                f"{path.name} is a .safetensors file but not a Stable Diffusion checkpoint "
+                f"(no UNet weights found{'; it looks like ' + hint if hint else ''})."
             ) from e
         raise ModelError(f"{path.name}: {e}") from e
     channels = header.shapes.get(FIRST_CONV, (0, 4))[1]

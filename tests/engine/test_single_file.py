@@ -136,6 +136,10 @@ def test_family_from_key_names():
     assert model_family_of_state_dict(list(UNET_4)) == "sd1"
     with pytest.raises(ModelError, match="no UNet"):
         model_family_of_state_dict(list(VAE) + list(CLIP_L))
+    with pytest.raises(ModelError, match="SD3, Flux and others are not supported"):
+        model_family_of_state_dict([U + "joint_blocks.0.x_block.attn.qkv.weight", U + "x_embedder.proj.weight"])
+    with pytest.raises(ModelError, match="SD3, Flux and others are not supported"):
+        model_family_of_state_dict(["double_blocks.0.img_attn.qkv.weight", "img_in.weight"])
     with pytest.raises(ModelError, match="refiner"):
         model_family_of_state_dict(list(UNET_4) + ["conditioner.embedders.0.model.text_projection"])
 
@@ -207,13 +211,32 @@ def test_header_shapes_and_metadata(tmp_path):
 # ---------------------------------------------------------------- files that are not checkpoints
 
 
-def test_unrelated_safetensors_file(tmp_path):
-    path = tmp_path / "lora.safetensors"
-    save_file({"lora_unet_down.weight": torch.zeros(2, 2), "bias": torch.zeros(2)}, str(path))
-    expected = "lora.safetensors is a .safetensors file but not a Stable Diffusion checkpoint (no UNet weights found)."
+@pytest.mark.parametrize(
+    ("keys", "hint"),
+    [
+        (["weight", "bias"], ""),
+        (["lora_unet_down_blocks_0_attentions_0_proj_in.lora_down.weight", "lora_te_text_model.alpha"], "; it looks like a LoRA"),
+        (["unet.down_blocks.0.attn.to_q.lora_A.weight"], "; it looks like a LoRA"),
+        (["emb_params"], "; it looks like a textual-inversion embedding"),
+        (["encoder.down.0.block.0.conv1.weight", "decoder.conv_out.bias"], "; it looks like a VAE"),
+    ],
+)
+def test_unrelated_safetensors_file(tmp_path, keys, hint):
+    path = tmp_path / "other.safetensors"
+    save_file({k: torch.zeros(2) for k in keys}, str(path))
+    expected = f"other.safetensors is a .safetensors file but not a Stable Diffusion checkpoint (no UNet weights found{hint})."
     with pytest.raises(ModelError) as info:
         load_single_file(path, "cpu", torch.float32)
     assert str(info.value) == expected
+
+
+def test_other_architectures_are_named_unsupported(tmp_path):
+    path = write_fake(tmp_path / "flux.safetensors", {"double_blocks.0.img_attn.qkv.weight": (4,), "img_in.weight": (4,)})
+    with pytest.raises(ModelError, match=r"^flux.safetensors: This diffusion model is not Stable Diffusion 1.x, 2.x or SDXL"):
+        load_single_file(path, "cpu", torch.float32)
+    refiner = write_fake(tmp_path / "refiner.safetensors", {**UNET_4, "conditioner.embedders.0.model.text_projection": (4,)})
+    with pytest.raises(ModelError, match=r"^refiner.safetensors: SDXL refiner checkpoints are not supported"):
+        inspect_checkpoint(refiner)
 
 
 @pytest.mark.parametrize(
