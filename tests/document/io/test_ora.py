@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import xml.etree.ElementTree as ET
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -419,3 +420,54 @@ def _xml_safe_name(name: str) -> str:
 
     name = re.sub("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]", "\ufffd", name)
     return name or "Layer"
+
+
+_MYPAINT = "/usr/lib/mypaint"
+_MYPAINT_SCRIPT = """
+import json, sys
+sys.path.insert(0, %r)
+import lib.document
+doc = lib.document.Document()
+doc.load(sys.argv[1])
+print(json.dumps([[l.name, round(l.opacity, 3), bool(l.visible), bool(l.locked)] for l in doc.layer_stack.deepiter()]))
+doc.save(sys.argv[2])
+""" % _MYPAINT
+
+
+@pytest.mark.skipif(not (Path(_MYPAINT, "lib", "document.py").is_file() and Path("/usr/bin/python3").is_file()),
+                    reason="MyPaint is not installed")
+def test_mypaint_opens_our_file_and_we_open_what_it_saves(tmp_path):
+    # MyPaint's own document library (the code behind its File > Open and Save), run headless.
+    # Its composite is not compared: MyPaint 2 blends in linear light, not in sRGB like the
+    # OpenRaster spec, Krita and we do.
+    import json
+
+    doc = _sample_doc()
+    write_ora(tmp_path / "ours.ora", doc)
+    run = subprocess.run(["/usr/bin/python3", "-c", _MYPAINT_SCRIPT, str(tmp_path / "ours.ora"), str(tmp_path / "mp.ora")],
+                         capture_output=True, text=True, timeout=300, check=True)
+    seen = json.loads(run.stdout.strip().splitlines()[-1])
+    expected = [["Inpaint mask", 1.0, False, False]] + [
+        [layer.name, round(layer.opacity, 3), layer.visible, layer.locked] for layer in reversed(doc.layers)]
+    assert seen == expected
+    back = read_ora(tmp_path / "mp.ora")
+    names = [layer.name for layer in back.layers]
+    assert names[-len(doc.layers) - 1:] == [layer.name for layer in doc.layers] + ["Inpaint mask"]
+    gen = back.layers[names.index(doc.layers[1].name)]
+    assert gen.blend_mode is BlendMode.MULTIPLY and gen.locked and gen.opacity == pytest.approx(0.37)
+    # MyPaint moves the canvas origin to the corner of its content (whole tiles); shifted by as
+    # much, every layer holds the same pixels as ours
+    def placed(layer):
+        return content_bounds(layer.surface).offset(*layer.offset)
+
+    shift = Point(*placed(back.layers[names.index("Background")])[:2]) - Point(*placed(doc.layers[0])[:2])
+    for ours, theirs in zip(doc.layers, back.layers[-len(doc.layers) - 1:]):
+        area = placed(ours)
+        if area.is_empty:
+            assert theirs.surface.is_empty, ours.name
+            continue
+        assert placed(theirs) == area.offset(*shift), ours.name
+        a, b = ours.read(area).astype(int), theirs.read(area.offset(*shift)).astype(int)
+        assert np.array_equal(a[..., 3], b[..., 3]), ours.name
+        # MyPaint keeps colour premultiplied in 15 bits: compare what actually shows
+        assert np.abs(a[..., :3] * a[..., 3:] - b[..., :3] * b[..., 3:]).max() <= 255, ours.name
