@@ -58,15 +58,16 @@ def best_of(fn, repeats: int = REPEATS) -> tuple[float, object]:
     return best, value
 
 
-def best_of_pair(ours, theirs, repeats: int = REPEATS) -> tuple[float, float]:
-    """Best wall time of each, taken in alternation so both see the same load on a shared machine."""
-    best = [float("inf"), float("inf")]
+def best_of_pair(ours, theirs, repeats: int = REPEATS) -> tuple[tuple[float, float], tuple[float, float]]:
+    """Best (wall, CPU) seconds of each, taken in alternation so both see the same machine load."""
+    best = [[float("inf"), float("inf")], [float("inf"), float("inf")]]
     for _ in range(repeats):
         for i, fn in enumerate((ours, theirs)):
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.process_time()
             fn()
-            best[i] = min(best[i], time.perf_counter() - start)
-    return best[0], best[1]
+            best[i][0] = min(best[i][0], time.perf_counter() - start)
+            best[i][1] = min(best[i][1], time.process_time() - cpu)
+    return (best[0][0], best[0][1]), (best[1][0], best[1][1])
 
 
 def bench_flatten(arrays: list[np.ndarray], opacities: list[float]) -> list[Layer]:
@@ -76,11 +77,20 @@ def bench_flatten(arrays: list[np.ndarray], opacities: list[float]) -> list[Laye
         surface.write(0, 0, pixels)
         layers.append(Layer(surface=surface, opacity=opacity))
     bounds = Bounds(0, 0, SIDE, SIDE)
-    ours_s, pil_s = best_of_pair(lambda: flatten(layers, bounds), lambda: pillow_chain(arrays, opacities))
+    (ours_s, ours_cpu), (pil_s, pil_cpu) = best_of_pair(
+        lambda: flatten(layers, bounds), lambda: pillow_chain(arrays, opacities)
+    )
     size = f"{LAYERS}x{SIDE}"
+    load = os.getloadavg()[0]
     print(
         f"flatten_{size}_vs_pillow: {ours_s / pil_s:.3f} ratio (target <= 1.0; "
-        f"flatten {ours_s:.3f} s, Pillow alpha_composite chain {pil_s:.3f} s)",
+        f"flatten {ours_s:.3f} s, Pillow alpha_composite chain {pil_s:.3f} s, load average {load:.1f} "
+        f"on {os.cpu_count()} CPUs)",
+        flush=True,
+    )
+    print(
+        f"flatten_{size}_cpu_vs_pillow: {ours_cpu / pil_cpu:.3f} ratio (no target; CPU seconds summed over "
+        f"threads: flatten {ours_cpu:.3f}, Pillow {pil_cpu:.3f})",
         flush=True,
     )
     return layers
