@@ -3,8 +3,8 @@
 `pip install "sd-studio[openvino]"` enables it. Each part is converted from torch once
 (`openvino.convert_model` with example inputs; the IR keeps batch and spatial sizes dynamic) and saved
 in the user's cache folder keyed by the model's hash; each input shape is then compiled from that IR
-with the precision hint (bf16 or f32) and OpenVINO's own compiled-model cache, so a second load reads
-files instead of converting. The parts stay torch modules to diffusers (their `forward` is replaced),
+with the precision hint (bf16 or f32) and the compiled model exported beside it, keyed by the shapes
+and the hint, so a second load imports files instead of converting and compiling. The parts stay torch modules to diffusers (their `forward` is replaced),
 so `.config`, `.dtype`, `.device` and LoRA loading keep working; a call the IR cannot serve (extra
 conditioning, a LoRA) or a failed conversion runs the torch forward instead.
 """
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import io
 import os
 import shutil
 import threading
@@ -23,7 +24,7 @@ from sd_studio.engine.request import Progress
 
 ProgressFn = Callable[[Progress], None] | None
 
-IR_FORMAT = "1"
+IR_FORMAT = "2"
 """Bumped when what is converted changes, so stale IR in users' caches is not reused."""
 
 
@@ -68,14 +69,10 @@ class OpenVinoPart:
         """The IR file (.xml beside its .bin) of this part."""
         return self.root / self.key / f"{self.name}.xml"
 
-    def _core(self):
-        import openvino as ov
-
-        core = ov.Core()
-        compiled_cache = self.root / "compiled"
-        compiled_cache.mkdir(parents=True, exist_ok=True)
-        core.set_property({"CACHE_DIR": str(compiled_cache)})
-        return core
+    def blob_path(self, shapes: tuple) -> Path:
+        """The compiled model for these input shapes and this precision hint, exported beside the IR."""
+        shape_text = "_".join("x".join(str(d) for d in shape) for shape in shapes)
+        return self.root / self.key / f"{self.name}-{shape_text}-{self.hint}.blob"
 
     def ir(self, example_inputs: tuple, progress: ProgressFn = None):
         """The part's IR (an openvino.Model): read from the cache, or converted now and saved; ConversionError if not."""
@@ -115,14 +112,34 @@ class OpenVinoPart:
         with self._lock:
             if shapes in self._compiled:
                 return self._compiled[shapes]
-            model = self.ir(inputs, progress).clone()
-            model.reshape({i: list(shape) for i, shape in enumerate(shapes)})
+            import openvino as ov
+
             config = {"INFERENCE_PRECISION_HINT": self.hint, "PERFORMANCE_HINT": "LATENCY"}
             if self.threads:
                 config["INFERENCE_NUM_THREADS"] = int(self.threads)
-            if progress is not None:
-                progress(Progress("compiling", 0, 1, message=f"Compiling the {self.name} for {shapes[0]}"))
-            compiled = self._core().compile_model(model, "CPU", config)
+            core = ov.Core()
+            blob = self.blob_path(shapes)
+            # Our own compiled-model cache: OpenVINO's CACHE_DIR mixed up in-memory models of one IR here.
+            compiled = None
+            if blob.is_file():
+                try:
+                    compiled = core.import_model(io.BytesIO(blob.read_bytes()), "CPU", config)
+                except Exception:  # a blob from another OpenVINO version; compile afresh below
+                    compiled = None
+            if compiled is None:
+                model = self.ir(inputs, progress).clone()
+                model.reshape({i: list(shape) for i, shape in enumerate(shapes)})
+                if progress is not None:
+                    progress(Progress("compiling", 0, 1, message=f"Compiling the {self.name} for {shapes[0]}"))
+                compiled = core.compile_model(model, "CPU", config)
+                try:
+                    blob.parent.mkdir(parents=True, exist_ok=True)
+                    tmp = blob.with_suffix(f".tmp{os.getpid()}")
+                    data = compiled.export_model()
+                    tmp.write_bytes(data.getvalue() if hasattr(data, "getvalue") else data)
+                    os.replace(tmp, blob)
+                except Exception:
+                    pass  # the blob only saves compile time next time
             self._compiled[shapes] = compiled
             return compiled
 
@@ -147,8 +164,14 @@ def _unet_core(unet):
             super().__init__()
             self.unet = unet
 
-        def forward(self, sample, timestep, encoder_hidden_states):
-            return forward(self.unet, sample, timestep, encoder_hidden_states, return_dict=False)[0]
+        def forward(self, sample, time_embedding, encoder_hidden_states):
+            # The sinusoidal timestep embedding is computed by torch in fp32 and passed in: under a bf16
+            # precision hint OpenVINO would round the timestep itself (601 -> 600) and scramble its phases.
+            self.unet.get_time_embed = lambda sample, timestep: time_embedding.to(sample.dtype)
+            try:
+                return forward(self.unet, sample, time_embedding, encoder_hidden_states, return_dict=False)[0]
+            finally:
+                del self.unet.__dict__["get_time_embed"]
 
     return UNetCore().eval()
 
@@ -231,8 +254,9 @@ class OpenVinoModel:
         batch = 2 if guidance > 1 and getattr(config, "time_cond_proj_dim", None) is None else 1
         h, w = height // 8, width // 8
         try:
+            sample = torch.zeros(batch, config.in_channels, h, w)
             self.unet_part.compiled(
-                (torch.zeros(batch, config.in_channels, h, w), torch.zeros(batch),
+                (sample, self._time_embedding(sample, torch.tensor(1.0)),
                  torch.zeros(batch, 77, config.cross_attention_dim)), progress)
             if self.decoder_part is not None:
                 self.decoder_part.compiled((torch.zeros(1, self.vae.config.latent_channels, h, w),), progress)
@@ -247,17 +271,22 @@ class OpenVinoModel:
         if self.torch_only or self.failed or extras or kwargs.get("cross_attention_kwargs"):
             return type(self.unet).forward(self.unet, sample, timestep, encoder_hidden_states, *args,
                                            return_dict=return_dict, **kwargs)
-        batch = sample.shape[0]
-        t = torch.as_tensor(timestep, dtype=torch.float32).reshape(-1)
-        t = t.expand(batch) if t.numel() == 1 else t
         try:
-            out = self.unet_part(sample, t, encoder_hidden_states, progress=self.progress)
+            out = self.unet_part(sample, self._time_embedding(sample, timestep), encoder_hidden_states,
+                                 progress=self.progress)
         except ConversionError as exc:
             self._fail(exc)
             return type(self.unet).forward(self.unet, sample, timestep, encoder_hidden_states, *args,
                                            return_dict=return_dict, **kwargs)
         out = out.to(sample.dtype)
         return UNet2DConditionOutput(sample=out) if return_dict else (out,)
+
+    def _time_embedding(self, sample, timestep):
+        """The UNet's sinusoidal timestep embedding for this batch, in fp32 (torch, outside the IR)."""
+        import torch
+
+        with torch.no_grad():
+            return type(self.unet).get_time_embed(self.unet, sample=sample.float(), timestep=timestep).float()
 
     def _decoder_forward(self, z, latent_embeds=None):
         if self.torch_only or self.failed or latent_embeds is not None:

@@ -1,0 +1,171 @@
+"""The OpenVINO backend on a tiny model: matches torch, reuses its converted IR, falls back to torch on a conversion error."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("openvino")
+
+from sd_studio.engine.models import ModelCache  # noqa: E402
+from sd_studio.engine.openvino_backend import OpenVinoModel  # noqa: E402
+
+
+def unet_inputs(unet, batch=2, h=8, w=8, seed=0):
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    return (
+        torch.randn(batch, unet.config.in_channels, h, w, generator=g),
+        torch.tensor(601.0),
+        torch.randn(batch, 77, unet.config.cross_attention_dim, generator=g),
+    )
+
+
+def fresh_model(folder):
+    return ModelCache().get(str(folder), device="cpu", precision="fp32")
+
+
+class CountingConvert:
+    """openvino.convert_model, counting its calls."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def __call__(self, *args, **kwargs):
+        import openvino
+
+        self.calls += 1
+        return openvino.convert_model(*args, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def ov_root(tmp_path_factory):
+    return tmp_path_factory.mktemp("openvino")
+
+
+def test_openvino_matches_torch_then_second_load_reuses_the_cache(tiny_sd_dir, ov_root):
+    import torch
+
+    model = fresh_model(tiny_sd_dir)
+    unet, vae = model.components["unet"], model.components["vae"]
+    sample, t, text = unet_inputs(unet)
+    latents = torch.randn(1, 4, 8, 16, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        want = unet(sample, t, encoder_hidden_states=text).sample
+        want_wide = unet(*unet_inputs(unet, h=8, w=16)).sample
+        want_image = vae.decode(latents).sample
+    convert = CountingConvert()
+    backend = OpenVinoModel(model, "fp32", root=ov_root, convert=convert)
+    with torch.no_grad():
+        got = unet(sample, t, encoder_hidden_states=text).sample
+        got_tuple = unet(sample, t, encoder_hidden_states=text, return_dict=False)[0]
+        got_wide = unet(*unet_inputs(unet, h=8, w=16)).sample  # another shape: compiled, not converted again
+        got_image = vae.decode(latents).sample
+    assert convert.calls == 2 and backend.conversions == 2  # the UNet and the VAE decoder, once each
+    assert len(backend.unet_part._compiled) == 2
+    scale = want.abs().max().item()
+    assert (got - want).abs().max().item() < 1e-4 * max(1.0, scale)
+    assert torch.equal(got, got_tuple)
+    assert (got_wide - want_wide).abs().max().item() < 1e-4 * max(1.0, scale)
+    assert (got_image - want_image).abs().max().item() < 1e-3
+    assert (ov_root / backend.key / "unet.xml").is_file() and (ov_root / backend.key / "unet.bin").is_file()
+    assert len(list((ov_root / backend.key).glob("unet-*-f32.blob"))) == 2  # one compiled model per shape
+
+    # A second load of the same model: read from the cache, nothing converted.
+    again = fresh_model(tiny_sd_dir)
+    convert_again = CountingConvert()
+    second = OpenVinoModel(again, "fp32", root=ov_root, convert=convert_again)
+    with torch.no_grad():
+        got_again = again.components["unet"](sample, t, encoder_hidden_states=text).sample
+    assert convert_again.calls == 0 and second.conversions == 0
+    assert (got_again - want).abs().max().item() < 1e-4 * max(1.0, scale)
+
+
+def test_bf16_hint_stays_close(tiny_sd_dir, ov_root):
+    import torch
+
+    from sd_studio.engine.cpu import cpu_info
+
+    if not cpu_info().has_native_bf16:
+        pytest.skip("this processor has no native bf16")
+    model = fresh_model(tiny_sd_dir)
+    unet = model.components["unet"]
+    sample, t, text = unet_inputs(unet)
+    with torch.no_grad():
+        want = unet(sample, t, encoder_hidden_states=text).sample
+    OpenVinoModel(model, "bf16", root=ov_root)
+    with torch.no_grad():
+        got = unet(sample, t, encoder_hidden_states=text).sample
+    rel = ((got - want).norm() / want.norm()).item()
+    assert 0 < rel < 0.05
+
+
+def test_conversion_error_falls_back_to_torch(tiny_sd_dir, tmp_path):
+    import torch
+
+    model = fresh_model(tiny_sd_dir)
+    unet = model.components["unet"]
+    sample, t, text = unet_inputs(unet)
+    with torch.no_grad():
+        want = unet(sample, t, encoder_hidden_states=text).sample
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("unsupported operation aten::frobnicate")
+
+    messages: list[str] = []
+    backend = OpenVinoModel(model, "fp32", root=tmp_path, convert=broken, on_fallback=messages.append)
+    with torch.no_grad():
+        got = unet(sample, t, encoder_hidden_states=text).sample
+    assert torch.equal(got, want)
+    assert backend.failed and "frobnicate" in backend.failed
+    assert messages and "running it with torch" in messages[0]
+    assert "forward" not in unet.__dict__  # the torch forward is back for good
+    assert not (tmp_path / backend.key / "unet.xml").exists()
+
+
+def psnr(a, b):
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
+
+
+def test_generate_with_the_openvino_backend(tiny_inpaint_dir, tiny_image, tiny_mask, tmp_path, monkeypatch):
+    from sd_studio.engine.generate import generate
+    from sd_studio.engine.request import GenerationRequest
+
+    monkeypatch.setenv("SD_STUDIO_OPENVINO_CACHE", str(tmp_path / "ov"))
+    request = GenerationRequest(mode="inpaint", image=tiny_image, mask=tiny_mask, prompt="a cat", steps=3, seed=3,
+                                model=str(tiny_inpaint_dir), device="cpu", precision="fp32")
+    monkeypatch.setenv("SD_STUDIO_CPU_BACKEND", "torch")
+    want = generate(request, models=ModelCache()).images[0]
+    monkeypatch.setenv("SD_STUDIO_CPU_BACKEND", "openvino")
+    events = []
+    models = ModelCache()
+    got = generate(request, progress=events.append, models=models).images[0]
+    model = models.get(str(tiny_inpaint_dir), device="cpu", precision="fp32")
+    assert model.openvino is not None and model.openvino.conversions == 2 and not model.openvino.failed
+    assert any("Converting the unet to OpenVINO" in e.message for e in events)
+    assert psnr(want, got) > 40
+
+
+def test_generate_falls_back_when_conversion_fails(tiny_sd_dir, tiny_image, tiny_mask, tmp_path, monkeypatch):
+    import openvino
+
+    from sd_studio.engine.generate import generate
+    from sd_studio.engine.request import GenerationRequest
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("conversion exploded")
+
+    monkeypatch.setattr(openvino, "convert_model", broken)
+    monkeypatch.setenv("SD_STUDIO_OPENVINO_CACHE", str(tmp_path / "ov"))
+    monkeypatch.setenv("SD_STUDIO_CPU_BACKEND", "openvino")
+    request = GenerationRequest(mode="img2img", image=tiny_image, prompt="a cat", steps=2, seed=3,
+                                model=str(tiny_sd_dir), device="cpu", precision="fp32")
+    events = []
+    models = ModelCache()
+    result = generate(request, progress=events.append, models=models)
+    assert result.images[0].shape == (64, 64, 4)
+    assert any("conversion exploded" in e.message and "torch" in e.message for e in events)
+    model = models.get(str(tiny_sd_dir), device="cpu", precision="fp32")
+    assert model.openvino is None and model.fixed_sizes is None
