@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import hashlib
+import io
 import json
 import os
 import re
@@ -214,16 +215,26 @@ def fetch_hub_model(repo_id: str, progress: ProgressFn = None) -> Path:
 
 
 def _download_tqdm(repo_id: str, progress: ProgressFn):
-    """A tqdm class that forwards download progress (bytes) to the progress callback as Progress("downloading")."""
+    """A tqdm class for snapshot_download that forwards the bytes written to progress as Progress("downloading").
+
+    snapshot_download makes three bars from it: files fetched, network bytes (an estimate that grows) and
+    bytes written; only the last is reported, so the step count rises steadily. Nothing is drawn.
+    """
     from tqdm.auto import tqdm
 
     from sd_studio.engine.request import Progress
 
     class ProgressTqdm(tqdm):
+        def __init__(self, *args, **kwargs):
+            kwargs.setdefault("file", io.StringIO())  # the caller shows progress its own way
+            super().__init__(*args, **kwargs)
+
         def update(self, n=1):
             result = super().update(n)
-            if progress is not None and self.total:
-                progress(Progress("downloading", int(self.n), int(self.total), message=f"Downloading {repo_id}"))
+            reported = self.unit == "B" and not str(self.desc or "").startswith("Downloading bytes")
+            if progress is not None and reported and self.total:
+                mib = f"{self.n / 2**20:.0f} of {self.total / 2**20:.0f} MiB"
+                progress(Progress("downloading", int(self.n), int(self.total), message=f"Downloading {repo_id}: {mib}"))
             return result
 
     return ProgressTqdm

@@ -222,14 +222,18 @@ def test_find_models_lists_checkpoints_and_folders_not_loras_or_pickles(tiny_sd_
 
 
 def test_download_progress_reaches_the_progress_callback():
-    import io
-
     from sd_studio.engine.models import _download_tqdm
 
     events = []
-    bar = _download_tqdm("org/name", events.append)(total=100, file=io.StringIO())
-    bar.update(40)
-    bar.update(60)
-    bar.close()
-    assert [(e.phase, e.step, e.total) for e in events] == [("downloading", 40, 100), ("downloading", 100, 100)]
-    assert "org/name" in events[0].message
+    cls = _download_tqdm("org/name", events.append)
+    written = cls(total=100 * 2**20, unit="B", desc="Reconstructing")
+    written.update(40 * 2**20)
+    written.update(60 * 2**20)
+    written.close()
+    cls(total=10 * 2**20, unit="B", desc="Downloading bytes").update(5)  # the network estimate: not reported
+    cls(total=3, desc="Fetching 3 files").update(1)  # the file count: not reported
+    assert [(e.phase, e.step, e.total) for e in events] == [
+        ("downloading", 40 * 2**20, 100 * 2**20),
+        ("downloading", 100 * 2**20, 100 * 2**20),
+    ]
+    assert events[0].message == "Downloading org/name: 40 of 100 MiB"
