@@ -60,8 +60,7 @@ def pick_memory_mode(model, requested: str = "auto") -> str:
         mode = "attention-slicing"
     else:
         mode = "none"
-    floor = getattr(model, "memory_floor", "none")
-    return max(mode, floor, key=MEMORY_LADDER.index)
+    return max(mode, model.memory_floor, key=MEMORY_LADDER.index)
 
 
 def apply_memory_mode(model, pipe, mode: str) -> None:
@@ -69,11 +68,13 @@ def apply_memory_mode(model, pipe, mode: str) -> None:
     if model.memory_mode == mode and getattr(pipe, "_sd_studio_memory_mode", None) == mode:
         return
     level = MEMORY_LADDER.index(mode)
-    if model.memory_mode == "cpu-offload" or getattr(pipe, "_sd_studio_memory_mode", None) == "cpu-offload":
-        pipe.remove_all_hooks()
-        for component in model.components.values():
-            if hasattr(component, "to") and hasattr(component, "parameters"):
-                component.to(model.device)
+    offload = level >= 3 and model.device == "cuda"  # offload needs an accelerator to offload from
+    if model.memory_mode == "cpu-offload":
+        pipe.remove_all_hooks()  # the hooks sit on the shared modules, whichever pipeline placed them
+        if not offload:  # back on the device; when offloading again they stay on the CPU (no VRAM spike)
+            for component in model.components.values():
+                if hasattr(component, "to") and hasattr(component, "parameters"):
+                    component.to(model.device)
     if level >= 1:
         pipe.enable_attention_slicing()
     else:
@@ -86,7 +87,7 @@ def apply_memory_mode(model, pipe, mode: str) -> None:
         else:
             vae.disable_slicing()
             vae.disable_tiling()
-    if level >= 3 and model.device == "cuda":  # offload needs an accelerator to offload from
+    if offload:
         pipe.enable_model_cpu_offload(device=model.device)
     model.memory_mode = mode
     pipe._sd_studio_memory_mode = mode

@@ -314,6 +314,7 @@ class LoadedModel:
     dtype: object
     components: dict
     memory_mode: str = "none"  # what is applied to the shared components now (see diffusion.apply_memory_mode)
+    memory_floor: str = "none"  # the least-saving mode "auto" may pick, raised after an out-of-memory retry
     _pipelines: dict = field(default_factory=dict, repr=False)
 
     def pipeline(self, mode: str):
