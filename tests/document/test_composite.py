@@ -221,15 +221,17 @@ def test_a_mixed_stack_with_hidden_empty_and_offset_layers(use_vips):
     assert_close(_flatten(layers, bounds, use_vips=use_vips), ref_flatten(layers, bounds))
 
 
-def test_plus_then_src_over_sees_the_clamped_sum():
+@pytest.mark.parametrize("top", [BlendMode.SRC_OVER, BlendMode.MULTIPLY])
+def test_the_layer_above_plus_sees_the_clamped_sum(top):
     # libvips keeps the plus sum unclamped inside one composite call; flatten must not.
     white = np.full((2, 2, 4), 255, np.uint8)
-    black_half = np.zeros((2, 2, 4), np.uint8)
-    black_half[..., 3] = 255
-    layers = [make_layer(white), make_layer(white, mode=BlendMode.PLUS), make_layer(black_half, opacity=0.5)]
+    grey = np.full((2, 2, 4), 101, np.uint8)
+    grey[..., 3] = 255
+    layers = [make_layer(white), make_layer(white, mode=BlendMode.PLUS), make_layer(grey, mode=top, opacity=0.5)]
     bounds = Bounds(0, 0, 2, 2)
     want = ref_flatten(layers, bounds)
-    assert want[0, 0].tolist() == [128, 128, 128, 255]
+    # 0.5 * 255 + 0.5 * 101, as B(1, Cs) = Cs in both modes; an unclamped sum (2) would give 255
+    assert want[0, 0].tolist() == [178, 178, 178, 255]
     for use_vips in (False, True):
         assert_close(_flatten(layers, bounds, use_vips=use_vips), want)
 
