@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import pickle
 import shutil
 from pathlib import Path
@@ -237,3 +239,37 @@ def test_download_progress_reaches_the_progress_callback():
         ("downloading", 100 * 2**20, 100 * 2**20),
     ]
     assert events[0].message == "Downloading org/name: 40 of 100 MiB"
+
+
+def test_single_file_checkpoint_loads_through_the_user_path(tiny_sd_dir, tmp_path, monkeypatch):
+    from safetensors.torch import load_file, save_file
+
+    from original_layout import clip_to_original, unet_to_original, vae_to_original
+    from sd_studio.engine import single_file
+    from sd_studio.engine.diffusion import run_diffusion
+
+    def weights(sub, name):
+        return load_file(tiny_sd_dir / sub / name)
+
+    state = {}
+    state.update(unet_to_original(weights("unet", "diffusion_pytorch_model.safetensors"),
+                                  json.loads((tiny_sd_dir / "unet" / "config.json").read_text())))
+    state.update(vae_to_original(weights("vae", "diffusion_pytorch_model.safetensors"),
+                                 json.loads((tiny_sd_dir / "vae" / "config.json").read_text())))
+    state.update(clip_to_original(weights("text_encoder", "model.safetensors")))
+    path = tmp_path / "tiny-civitai.safetensors"
+    save_file({k: v.contiguous() for k, v in state.items()}, str(path))
+    configs = tmp_path / "configs"
+    shutil.copytree(tiny_sd_dir, configs / "sd15", ignore=shutil.ignore_patterns("*.safetensors"))
+    monkeypatch.setattr(single_file, "CONFIGS_DIR", configs)  # the tiny stand-in for the shipped SD1.5 config
+
+    model = ModelCache().get(str(path), device="cpu")
+    assert (model.name, model.family, model.is_inpaint, model.native_resolution) == ("tiny-civitai", "sd1", False, 64)
+    assert model.hash == hashlib.sha256(path.read_bytes()).hexdigest()[:10]  # A1111's short hash of the file
+    image = np.zeros((64, 64, 3), np.uint8)
+    mask = np.zeros((64, 64), np.uint8)
+    mask[16:48, 16:48] = 255
+    for mode in ("txt2img", "img2img", "inpaint"):
+        out = run_diffusion(model, mode, image=image, mask=mask, prompt="a fox", negative_prompt="", steps=2,
+                            guidance=7.0, strength=0.7, seeds=[1], scheduler="Euler a", width=64, height=64)
+        assert out[0].shape == (64, 64, 3)
