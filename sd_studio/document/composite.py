@@ -195,18 +195,25 @@ def _runs(layers: Sequence[Layer], use_vips: bool) -> list[tuple[bool, list[Laye
 
 
 # -- flatten --------------------------------------------------------------------------------------
-def flatten(layers: Sequence[Layer], bounds: Bounds) -> np.ndarray:
-    """The visible layers (bottom first) composited over a transparent backdrop inside bounds."""
-    return _flatten(layers, bounds, use_vips=_HAVE_VIPS)
+def flatten(layers: Sequence[Layer], bounds: Bounds, *, out: np.ndarray | None = None) -> np.ndarray:
+    """The visible layers (bottom first) composited over a transparent backdrop inside bounds.
+
+    Returns a new (h, w, 4) uint8 array, or fills and returns `out` (such as a view into a cache).
+    """
+    return _flatten(layers, bounds, use_vips=_HAVE_VIPS, out=out)
 
 
-def _flatten(layers: Sequence[Layer], bounds: Bounds, use_vips: bool) -> np.ndarray:
+def _flatten(layers: Sequence[Layer], bounds: Bounds, use_vips: bool, out: np.ndarray | None = None) -> np.ndarray:
     """flatten, with the choice of libvips for src-over/plus runs made by the caller (tests use it)."""
     h, w = max(0, bounds.height), max(0, bounds.width)
-    out = np.zeros((h, w, 4), np.uint8)
+    if out is None:
+        out = np.zeros((h, w, 4), np.uint8)
+    elif out.shape != (h, w, 4) or out.dtype != np.uint8:
+        raise ValueError(f"out must be a ({h}, {w}, 4) uint8 array")
     runs = _runs(layers, use_vips) if h and w else []
     rects = {id(layer): _layer_rect(layer, bounds) for _, run in runs for layer in run}
     if all(rect.is_empty for rect in rects.values()):
+        out.fill(0)
         return out
     # Band by band, so each layer's pixels are read into a few MiB that stay hot and get reused,
     # instead of every layer of the stack being copied out whole before compositing starts.
@@ -214,8 +221,11 @@ def _flatten(layers: Sequence[Layer], bounds: Bounds, use_vips: bool) -> np.ndar
     for top in range(bounds.y, bounds.bottom, rows):
         band = Bounds(bounds.x, top, w, min(rows, bounds.bottom - top))
         band_rects = {key: rect.intersect(band) for key, rect in rects.items()}
+        target = out[top - bounds.y:band.bottom - bounds.y]
         if any(not rect.is_empty for rect in band_rects.values()):
-            _flatten_band(runs, band_rects, band, out[top - bounds.y:band.bottom - bounds.y])
+            _flatten_band(runs, band_rects, band, target)  # writes every pixel of the band
+        else:
+            target.fill(0)
     return out
 
 

@@ -46,7 +46,7 @@ class FlattenedCache:
             layers = list(self._layers())
             for rect in _rectangles(wanted):
                 rect = rect.intersect(full)
-                self._image[rect.slices] = flatten(layers, rect)
+                flatten(layers, rect, out=self._image[rect.slices])
                 self.recomputed_pixels += rect.width * rect.height
             self._dirty.difference_update(wanted)
         view = self._image[area.slices]

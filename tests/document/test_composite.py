@@ -325,3 +325,20 @@ def test_layers_without_tiles_in_bounds_are_not_read(monkeypatch):
     monkeypatch.setattr(Layer, "read", lambda self, b: reads.append(self) or original(self, b))
     flatten([inside, outside], Bounds(0, 0, 8, 8))
     assert outside not in reads and inside in reads
+
+
+def test_flatten_fills_a_given_array_view(monkeypatch):
+    monkeypatch.setattr(composite, "BAND_PIXELS", 60)  # bands of 2 rows; the lower ones are empty
+    rng = np.random.default_rng(13)
+    layers = [make_layer(random_pixels(rng, 7, 30)), make_layer(random_pixels(rng, 9, 9), (4, 3), BlendMode.SCREEN)]
+    canvas = np.full((40, 50, 4), 77, np.uint8)
+    view = canvas[5:25, 10:40]
+    returned = flatten(layers, Bounds(0, 0, 30, 20), out=view)
+    assert returned is view
+    assert np.array_equal(canvas[5:25, 10:40], flatten(layers, Bounds(0, 0, 30, 20)))
+    assert (canvas[:5] == 77).all() and (canvas[:, :10] == 77).all()
+    empty_view = canvas[30:32, 0:3]
+    flatten(layers, Bounds(100, 100, 3, 2), out=empty_view)
+    assert not canvas[30:32, 0:3].any()
+    with pytest.raises(ValueError):
+        flatten(layers, Bounds(0, 0, 3, 3), out=np.zeros((3, 3, 3), np.uint8))
