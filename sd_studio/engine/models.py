@@ -206,6 +206,12 @@ def fetch_hub_model(repo_id: str, progress: ProgressFn = None) -> Path:
         name = type(exc).__name__
         if "RepositoryNotFound" in name or "RevisionNotFound" in name:
             raise ModelError(f"There is no model {repo_id!r} on the Hugging Face hub.") from None
+        if "LocalEntryNotFound" in name:  # the hub could not be reached and nothing is cached
+            raise ModelError(
+                f"{repo_id} could not be downloaded because the Hugging Face hub could not be reached; check the "
+                f"network, or download it elsewhere with `huggingface-cli download {repo_id}`, or pass a folder or "
+                ".safetensors file."
+            ) from None
         if "GatedRepo" in name:
             raise ModelError(f"{repo_id} is gated: accept its licence on huggingface.co and log in with `huggingface-cli login`.") from None
         raise ModelError(

@@ -273,3 +273,15 @@ def test_single_file_checkpoint_loads_through_the_user_path(tiny_sd_dir, tmp_pat
         out = run_diffusion(model, mode, image=image, mask=mask, prompt="a fox", negative_prompt="", steps=2,
                             guidance=7.0, strength=0.7, seeds=[1], scheduler="Euler a", width=64, height=64)
         assert out[0].shape == (64, 64, 3)
+
+
+def test_hub_unreachable_while_online_is_one_clear_sentence(hf_home, monkeypatch):
+    from huggingface_hub import constants
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(constants, "ENDPOINT", "http://127.0.0.1:9")  # nothing listens on the discard port
+    with pytest.raises(ModelError) as info:
+        load_model("someorg/some-model", device="cpu")
+    text = _one_sentence(info.value)
+    assert "could not be reached" in text and "huggingface-cli download someorg/some-model" in text
