@@ -26,7 +26,7 @@ def build_request(doc: Document, settings: dict):
     image = np.array(doc.composite(), copy=True)
     fields = {k: settings[k] for k in (
         "prompt", "negative_prompt", "steps", "guidance", "strength", "seed", "scheduler", "variants", "model",
-        "padding", "feather", "resolution", "whole_image", "match_color", "device", "memory_mode",
+        "padding", "feather", "resolution", "whole_image", "match_color", "device", "memory_mode", "precision",
     ) if k in settings}
     if mode == "fill":
         return GenerationRequest(mode="inpaint", image=image, mask=mask, engine="classical",

@@ -13,6 +13,7 @@ from PySide6.QtWidgets import (
 )
 
 from sd_studio.ui.generation import MODE_LABELS
+from sd_studio.ui.panels.cpu_hint import CpuHint
 
 MAX_SEED = 2**32 - 1
 DEFAULT_STRENGTH = {"inpaint": 1.0, "img2img": 0.75, "txt2img": 1.0, "fill": 1.0}
@@ -152,6 +153,10 @@ class GeneratePanel(QWidget):
         adv.addRow("Resolution", self.resolution)
         adv.addRow("Device", self.device)
         adv.addRow("Memory", self.memory_mode)
+        self.precision = QComboBox(objectName="precision")
+        self.precision.addItems(["auto", "fp32", "bf16", "fp16"])
+        self.precision.setToolTip("auto: fp16 on a GPU; on a processor bf16 where it has AMX or AVX512-BF16 and it measured faster")
+        adv.addRow("Precision", self.precision)
         flags = QHBoxLayout()
         flags.addWidget(self.whole_image)
         flags.addWidget(self.match_color)
@@ -224,6 +229,8 @@ class GeneratePanel(QWidget):
         layout.addWidget(self.progress)
         layout.addWidget(self.variant_box)
         layout.addWidget(self.status)
+        self.cpu_hint = CpuHint(self)  # expected time per image, and a few-step preset on a CPU
+        layout.addWidget(self.cpu_hint)
         layout.addStretch(1)
 
         self.mode.currentIndexChanged.connect(self._on_mode)
@@ -260,6 +267,7 @@ class GeneratePanel(QWidget):
             "resolution": int(res) if res.isdigit() else None,
             "device": self.device.currentText(),
             "memory_mode": self.memory_mode.currentText(),
+            "precision": self.precision.currentText(),
             "whole_image": self.whole_image.isChecked(),
             "match_color": self.match_color.isChecked(),
         }
@@ -336,12 +344,14 @@ class GeneratePanel(QWidget):
         self.generate_button.setEnabled(not busy)
         self.cancel_button.setEnabled(busy)
         if busy:
+            self.cpu_hint.run_started()
             self.progress.setRange(0, 0)
             self.progress.setFormat("Starting...")
             self.status.setText("")
 
     def set_progress(self, phase: str, step: int, total: int, message: str = "") -> None:
         """Show a progress report: a step count while denoising, a busy bar otherwise."""
+        self.cpu_hint.run_progress(phase, step, total)
         if total > 0:
             self.progress.setRange(0, total)
             self.progress.setValue(min(step, total))
@@ -354,6 +364,7 @@ class GeneratePanel(QWidget):
 
     def set_done(self, text: str) -> None:
         """Show the end of a run."""
+        self.cpu_hint.run_finished(text.startswith("Done"))
         self.progress.setRange(0, 1)
         self.progress.setValue(1 if text.startswith("Done") else 0)
         self.progress.setFormat(text)
