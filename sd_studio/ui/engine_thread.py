@@ -18,6 +18,7 @@ class EngineWorker(QObject):
     def __init__(self) -> None:
         super().__init__()
         self.models = None
+        self._settled = False
         self.cancel_flag = threading.Event()
 
     @Slot(int, object)
@@ -28,8 +29,10 @@ class EngineWorker(QObject):
             from sd_studio.engine.models import ModelCache
 
             if self.models is None:
-                _settle_imports()
                 self.models = ModelCache()
+            if request.engine != "classical" and not self._settled:
+                _settle_imports()  # a Fill needs neither torch nor diffusers
+                self._settled = True
             result = generate(
                 request,
                 progress=lambda p: self.progress.emit(job, p),

@@ -75,6 +75,8 @@ class MainWindow(QMainWindow):
         self.engine.busy_changed.connect(self._on_busy)
         self.generate_panel.model_chosen.connect(self._remember_model)
         self.layers_panel.use_settings_requested.connect(self.use_layer_settings)
+        for signal in (self.generate_panel.model.currentTextChanged, self.generate_panel.device.currentTextChanged):
+            signal.connect(self._show_engine_choice)
 
         self._build_status_bar()
         self._build_actions()
@@ -397,7 +399,7 @@ class MainWindow(QMainWindow):
         self.generate_panel.set_models(models, default or None)
         self.generate_panel.device.setCurrentText(str(s.value("engine/device", "auto")))
         self.generate_panel.memory_mode.setCurrentText(str(s.value("engine/memory_mode", "auto")))
-        self._set_engine_state(f"{s.value('engine/device', 'auto')} · {default or 'no model'}")
+        self._show_engine_choice()
         if s.value("window/geometry") is not None:
             self.restoreGeometry(s.value("window/geometry"))
             self.restoreState(s.value("window/state"))
@@ -501,6 +503,12 @@ class MainWindow(QMainWindow):
 
     def _set_engine_state(self, text: str) -> None:
         self.engine_label.setText(f"Engine: {text}")
+
+    def _show_engine_choice(self, *_args) -> None:
+        if not self.engine.busy:
+            p = self.generate_panel
+            model = p.model.currentText().strip()
+            self._set_engine_state(f"{p.device.currentText()} · {Path(model).name if model else 'no model'}")
 
     def _on_busy(self, busy: bool) -> None:
         self.actions["cancel"].setEnabled(busy)

@@ -8,7 +8,7 @@ import threading
 
 from PySide6.QtCore import QSignalBlocker, Qt, QTimer, Signal
 from PySide6.QtWidgets import (
-    QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit,
+    QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit,
     QMenu, QPlainTextEdit, QProgressBar, QPushButton, QSpinBox, QToolButton, QVBoxLayout, QWidget,
 )
 
@@ -136,7 +136,10 @@ class GeneratePanel(QWidget):
         self.seed_lock.setIcon(_icon("mdi6.lock-open-variant-outline"))
         self.seed_lock.setObjectName("seedLock")
 
-        self.advanced = QGroupBox("Advanced", checkable=True, checked=False)
+        self.advanced = QToolButton(text="Advanced", checkable=True, objectName="advancedToggle")
+        self.advanced.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.advanced.setArrowType(Qt.ArrowType.RightArrow)
+        self.advanced.setAutoRaise(True)
         self.padding = QSpinBox(minimum=0, maximum=1024, value=32, suffix=" px")
         self.feather = QSpinBox(minimum=0, maximum=256, value=4, suffix=" px")
         self.resolution = QComboBox(editable=True)
@@ -164,10 +167,7 @@ class GeneratePanel(QWidget):
         self._advanced_body = QWidget()
         self._advanced_body.setLayout(adv)
         self._advanced_body.setVisible(False)
-        box = QVBoxLayout(self.advanced)
-        box.setContentsMargins(6, 2, 6, 2)
-        box.addWidget(self._advanced_body)
-        self.advanced.toggled.connect(self._advanced_body.setVisible)
+        self.advanced.toggled.connect(self._toggle_advanced)
 
         self.generate_button = QPushButton("Generate", objectName="generateButton")
         self.generate_button.setIcon(_icon("mdi6.auto-fix"))
@@ -225,6 +225,7 @@ class GeneratePanel(QWidget):
         layout.setContentsMargins(6, 6, 6, 6)
         layout.addLayout(form)
         layout.addWidget(self.advanced)
+        layout.addWidget(self._advanced_body)
         layout.addLayout(buttons)
         layout.addWidget(self.progress)
         layout.addWidget(self.variant_box)
@@ -326,6 +327,10 @@ class GeneratePanel(QWidget):
         self.strength.setEnabled(mode in ("img2img", "inpaint"))
         self.strength.setValue(DEFAULT_STRENGTH[mode])
 
+    def _toggle_advanced(self, shown: bool) -> None:
+        self.advanced.setArrowType(Qt.ArrowType.DownArrow if shown else Qt.ArrowType.RightArrow)
+        self._advanced_body.setVisible(shown)
+
     def _open_model_file(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Open model file", "", "Safetensors models (*.safetensors);;All files (*)")
         if path:
@@ -408,5 +413,3 @@ def _seed_validator(parent):
 
     return QRegularExpressionValidator(QRegularExpression(r"\d{0,10}"), parent)
 
-
-_ = Qt
