@@ -266,6 +266,7 @@ def _vips_image(pixels: np.ndarray):
 
 
 def _vips_layer(layer: Layer, rect: Bounds):
+    """The layer's pixels over rect as a vips image, its alpha scaled by the layer's opacity."""
     image = _vips_image(layer.read(rect))
     if layer.opacity < 1:
         # Multiplying by a constant image (one pixel, extended lazily) scales alpha in float32.
