@@ -152,3 +152,26 @@ def test_bf16_images_are_close_to_fp32(tiny_sd_dir, tiny_image, tiny_mask, mode)
         images[precision] = result.images[0]
     assert not np.array_equal(images["fp32"], images["bf16"])  # bf16 really ran
     assert psnr(images["fp32"], images["bf16"]) > 30
+
+
+def test_cli_precision_option(tiny_sd_dir, tmp_path, capsys, monkeypatch):
+    import torch
+
+    from sd_studio.cli import main
+    from sd_studio.engine import generate as generate_module
+
+    monkeypatch.setattr(generate_module, "_default_models", None)
+    threads = torch.get_num_threads()
+    out = tmp_path / "out.png"
+    status = main(["txt2img", "--prompt", "a cat", "--model", str(tiny_sd_dir), "--device", "cpu", "--precision", "bf16",
+                   "--steps", "2", "--width", "64", "--height", "64", "--seed", "1", "--quiet", "-o", str(out)])
+    assert status == 0 and out.is_file()
+    model = generate_module.default_models().get(str(tiny_sd_dir), device="cpu", precision="bf16")
+    assert model.unet_precision == "bf16"
+    assert torch.get_num_threads() == threads  # the CLI's thread policy does not outlive the run
+    generate_module.default_models().clear()
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["txt2img", "--prompt", "a cat", "--precision", "fp8", "-o", str(out)])
+    assert exit_info.value.code == 2
+    assert "sd-studio: error:" in capsys.readouterr().err
