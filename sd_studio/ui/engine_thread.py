@@ -33,6 +33,10 @@ class EngineWorker(QObject):
             if request.engine != "classical" and not self._settled:
                 _settle_imports()  # a Fill needs neither torch nor diffusers
                 self._settled = True
+                from sd_studio.engine.cpu import configure_threads
+
+                # Here, on the thread that runs torch (OpenMP thread counts are per thread): one core for the window.
+                configure_threads(for_editor=True)
             result = generate(
                 request,
                 progress=lambda p: self.progress.emit(job, p),
