@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
-from psygnal import Signal
 
 from sd_studio.document.commands import AddLayer, Command
 from sd_studio.document.geometry import Bounds, Extent
 from sd_studio.document.history import DEFAULT_BUDGET, History
 from sd_studio.document.layer import Layer
 from sd_studio.document.mask import InpaintMask
+from sd_studio.document.signals import Signal
 from sd_studio.document.surface import Surface
 
 MAX_SIDE = 32768
