@@ -460,7 +460,9 @@ class ModelCache:
         """The model for spec on device/precision: the cached one when it matches, else loaded (freeing the old one first)."""
         kind, where = resolve_model_spec(spec)
         dev, dtype = choose_device(device, precision)
-        key = (kind, where, dev, str(dtype))
+        # On a CPU, "auto" may pick bf16 and the backend may be OpenVINO: both are part of what was loaded.
+        cpu_setup = (precision, os.environ.get("SD_STUDIO_CPU_BACKEND", "")) if dev == "cpu" else ()
+        key = (kind, where, dev, str(dtype), *cpu_setup)
         with self._lock:
             if self._key == key and self._model is not None:
                 return self._model

@@ -175,3 +175,19 @@ def test_cli_precision_option(tiny_sd_dir, tmp_path, capsys, monkeypatch):
         main(["txt2img", "--prompt", "a cat", "--precision", "fp8", "-o", str(out)])
     assert exit_info.value.code == 2
     assert "sd-studio: error:" in capsys.readouterr().err
+
+
+def test_model_cache_tells_auto_from_fp32(tiny_sd_dir, monkeypatch):
+    """auto may choose bf16 on a CPU, so an fp32 request after it must not get the cached bf16 model."""
+    from pathlib import Path
+
+    from sd_studio.engine.models import folder_hash
+
+    monkeypatch.setattr(P, "MIN_TIMED_PARAMETERS", 0)
+    monkeypatch.setattr(P, "cpu_info", lambda: AMX)
+    P.PrecisionCache().put(P.machine_key(AMX), folder_hash(Path(tiny_sd_dir)), "bf16", {"bf16": 1.0, "fp32": 2.0})
+    cache = ModelCache()
+    auto = cache.get(str(tiny_sd_dir), device="cpu", precision="auto")
+    assert auto.unet_precision == "bf16"  # from the stored choice, untimed
+    fp32 = cache.get(str(tiny_sd_dir), device="cpu", precision="fp32")
+    assert fp32 is not auto and fp32.unet_precision == "fp32"
