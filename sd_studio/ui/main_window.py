@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from PySide6.QtCore import QSettings, Qt, QTimer
-from PySide6.QtGui import QAction, QActionGroup, QColor, QGuiApplication, QIcon, QKeySequence
+from PySide6.QtGui import QAction, QActionGroup, QColor, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (
     QCheckBox, QColorDialog, QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QSlider, QSpinBox,
     QToolBar, QToolButton, QWidget,
@@ -23,6 +23,7 @@ from sd_studio.ui.dialogs import NewDocumentDialog, SettingsDialog, settings_lis
 from sd_studio.ui.engine_thread import EngineThread
 from sd_studio.ui.errors import show_error
 from sd_studio.ui.generate_controller import GenerationController
+from sd_studio.ui.icons import icon
 from sd_studio.ui.images import qimage_copy, rgba_from_qimage
 from sd_studio.ui.panels.generate import GeneratePanel
 from sd_studio.ui.panels.history import HistoryPanel
@@ -34,13 +35,6 @@ OPEN_FILTER = "Images and projects (*.png *.jpg *.jpeg *.webp *.tif *.tiff *.bmp
 SAVE_FILTER = "OpenRaster project (*.ora);;PNG image (*.png);;JPEG image (*.jpg *.jpeg);;WebP image (*.webp)"
 EXPORT_FILTER = "PNG image (*.png);;JPEG image (*.jpg *.jpeg);;WebP image (*.webp)"
 MAX_RECENT = 10
-
-
-def icon(name: str) -> QIcon:
-    """A qtawesome icon that follows the palette."""
-    import qtawesome as qta
-
-    return qta.icon(name)
 
 
 class MainWindow(QMainWindow):

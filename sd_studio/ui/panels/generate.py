@@ -13,6 +13,7 @@ from PySide6.QtWidgets import (
 )
 
 from sd_studio.ui.generation import MODE_LABELS
+from sd_studio.ui.icons import icon as _icon
 from sd_studio.ui.panels.cpu_hint import CpuHint
 
 MAX_SEED = 2**32 - 1
@@ -20,12 +21,6 @@ DEFAULT_STRENGTH = {"inpaint": 1.0, "img2img": 0.75, "txt2img": 1.0, "fill": 1.0
 DEVICES = ("auto", "cpu", "cuda", "mps")
 MEMORY_MODES = ("auto", "none", "attention-slicing", "vae-tiling", "cpu-offload")
 RESOLUTIONS = ("Model default", "512", "640", "768", "1024")
-
-
-def _icon(name: str):
-    import qtawesome as qta
-
-    return qta.icon(name)
 
 
 def _scheduler_names() -> tuple[str, ...]:

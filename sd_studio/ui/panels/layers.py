@@ -12,16 +12,11 @@ from PySide6.QtWidgets import (
 from sd_studio.document import commands as cmd
 from sd_studio.document.document import Document
 from sd_studio.document.layer import BlendMode, Layer
+from sd_studio.ui.icons import icon as _icon
 from sd_studio.ui.images import qimage_copy
 from sd_studio.ui.panels.thumbnails import thumbnail
 
 THUMB = 40
-
-
-def _icon(name: str) -> QIcon:
-    import qtawesome as qta
-
-    return qta.icon(name)
 
 
 class _LayerList(QListWidget):
