@@ -1,20 +1,27 @@
-"""Prompt embeddings in 75-token chunks, as AUTOMATIC1111 makes them, so long prompts are not cut at 77 tokens."""
+"""Prompt embeddings as AUTOMATIC1111 makes them: 75-token chunks (long prompts are not cut at 77) and (emphasis:1.2)."""
 
 from __future__ import annotations
 
 COMMA_BACKTRACK = 20  # a full chunk breaks after a comma this close to its end (A1111's default)
 
 
-def chunk_ids(ids: list[int], window: int = 75, comma_id: int | None = None) -> list[list[int]]:
-    """Token ids (without start/end) cut into chunks of at most `window`; a chunk breaks after a late comma.
+def chunk_tokens(tokens: list[tuple[int | None, float]], window: int = 75, comma_id: int | None = None) -> list[list[tuple[int, float]]]:
+    """(id, weight) tokens cut into chunks of at most `window`; a BREAK (id None) starts a new chunk.
 
-    An empty prompt is one empty chunk, so it still encodes to one window.
+    A chunk that fills up breaks after its last comma when that comma is within COMMA_BACKTRACK
+    tokens of the end, so phrases are not split across chunks, as A1111 does. An empty prompt is one
+    empty chunk, so it still encodes to one window.
     """
-    chunks: list[list[int]] = []
-    chunk: list[int] = []
+    chunks: list[list[tuple[int, float]]] = []
+    chunk: list[tuple[int, float]] = []
     last_comma = -1
-    for token in ids:
-        if comma_id is not None and token == comma_id:
+    for token in tokens:
+        if token[0] is None:
+            if chunk:
+                chunks.append(chunk)
+            chunk, last_comma = [], -1
+            continue
+        if comma_id is not None and token[0] == comma_id:
             last_comma = len(chunk)
         elif len(chunk) == window and last_comma != -1 and len(chunk) - last_comma <= COMMA_BACKTRACK:
             moved = chunk[last_comma + 1 :]
@@ -29,23 +36,68 @@ def chunk_ids(ids: list[int], window: int = 75, comma_id: int | None = None) -> 
     return chunks
 
 
-def _windows(tokenizer, text: str) -> list[list[int]]:
-    """The prompt as full encoder windows: [start, chunk..., end, pad...] of model_max_length ids each."""
+def chunk_ids(ids: list[int], window: int = 75, comma_id: int | None = None) -> list[list[int]]:
+    """Token ids (without start/end) cut into chunks as `chunk_tokens` cuts them."""
+    return [[i for i, _ in chunk] for chunk in chunk_tokens([(i, 1.0) for i in ids], window, comma_id)]
+
+
+def _tokens(tokenizer, text: str) -> list[tuple[int | None, float]]:
+    """The prompt's (token id, emphasis weight) pairs, without start/end tokens; (None, 1.0) marks a BREAK."""
+    from sd_studio.engine.prompt_weights import parse_emphasis
+
+    out: list[tuple[int | None, float]] = []
+    for piece, weight in parse_emphasis(text):
+        if weight is None:
+            out.append((None, 1.0))
+            continue
+        ids = tokenizer(piece, add_special_tokens=False, truncation=False, verbose=False)["input_ids"]
+        out.extend((i, weight) for i in ids)
+    return out
+
+
+def _windows(tokenizer, text: str) -> list[tuple[list[int], list[float]]]:
+    """The prompt as full encoder windows: ([start, chunk..., end, pad...], per-position weights)."""
     length = tokenizer.model_max_length
-    ids = tokenizer(text, add_special_tokens=False, truncation=False, verbose=False)["input_ids"]
     comma = tokenizer.convert_tokens_to_ids(",</w>")
     comma = comma if isinstance(comma, int) and comma != tokenizer.unk_token_id else None
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     windows = []
-    for chunk in chunk_ids(ids, length - 2, comma):
-        window = [tokenizer.bos_token_id, *chunk, tokenizer.eos_token_id]
-        windows.append(window + [pad] * (length - len(window)))
+    for chunk in chunk_tokens(_tokens(tokenizer, text), length - 2, comma):
+        ids = [tokenizer.bos_token_id, *(i for i, _ in chunk), tokenizer.eos_token_id]
+        weights = [1.0, *(w for _, w in chunk), 1.0]
+        windows.append((ids + [pad] * (length - len(ids)), weights + [1.0] * (length - len(weights))))
     return windows
 
 
 def prompt_token_count(tokenizer, text: str) -> int:
-    """How many tokens the prompt uses with this tokenizer (start/end not counted); over 75 means several chunks."""
-    return len(tokenizer(text, add_special_tokens=False, truncation=False, verbose=False)["input_ids"])
+    """How many tokens the prompt uses with this tokenizer, emphasis syntax removed (start/end not counted).
+
+    Over 75 means several chunks: each 75 tokens is encoded separately and the embeddings joined.
+    """
+    return sum(1 for i, _ in _tokens(tokenizer, text) if i is not None)
+
+
+def _encode_windows(encoder, windows, device, **kwargs):
+    """(the text encoder's output for the windows' ids, their emphasis weights as a (chunks, tokens) tensor)."""
+    import torch
+
+    ids = torch.tensor([w[0] for w in windows], dtype=torch.long, device=device)
+    out = encoder(ids, **kwargs)
+    weights = torch.tensor([w[1] for w in windows], dtype=torch.float32, device=device)
+    return out, weights
+
+
+def _weighted(hidden, weights):
+    """hidden (chunks, tokens, dim) scaled per token by weights (chunks, tokens), each chunk's mean restored."""
+    import torch
+
+    if bool((weights == 1).all()):
+        return hidden
+    original = hidden.float().mean(dim=(1, 2), keepdim=True)
+    scaled = hidden.float() * weights[..., None]
+    new = scaled.mean(dim=(1, 2), keepdim=True)
+    ratio = torch.where(new != 0, original / new, torch.ones_like(new))
+    return (scaled * ratio).to(hidden.dtype)
 
 
 def _even(a: list, b: list, empty: list) -> tuple[list, list]:
@@ -59,7 +111,8 @@ def encode_prompts(pipe, family: str, prompt: str, negative_prompt: str, device,
 
     Each chunk is encoded on its own and the embeddings are concatenated along the token axis, so a
     prompt of 100 tokens gives 154 embedding positions instead of being truncated at 77; the negative
-    prompt is padded with empty chunks to the same length.
+    prompt is padded with empty chunks to the same length. A1111 emphasis ("(word:1.3)", "(word)",
+    "[word]", "BREAK") scales each token's embedding, then restores each chunk's mean, as A1111 does.
     """
     import torch
 
@@ -71,8 +124,8 @@ def encode_prompts(pipe, family: str, prompt: str, negative_prompt: str, device,
         pos, neg = _even(_windows(tok, prompt), _windows(tok, negative_prompt), empty)
 
         def encode(windows):
-            ids = torch.tensor(windows, dtype=torch.long, device=device)
-            hidden = enc(ids)[0]  # (chunks, 77, dim)
+            out, weights = _encode_windows(enc, windows, device)
+            hidden = _weighted(out[0], weights)  # (chunks, 77, dim)
             return hidden.reshape(1, -1, hidden.shape[-1]).to(dtype)
 
         return {"prompt_embeds": encode(pos), "negative_prompt_embeds": encode(neg)}
@@ -91,9 +144,9 @@ def _encode_sdxl(pipe, prompt: str, negative_prompt: str, device, dtype) -> dict
         n = max(len(w) for w in windows)
         for (tok, enc), wins in zip(encoders, windows):
             wins = wins + [_windows(tok, "")[0]] * (n - len(wins))
-            out = enc(torch.tensor(wins, dtype=torch.long, device=device), output_hidden_states=True)
+            out, weights = _encode_windows(enc, wins, device, output_hidden_states=True)
             pooled = out[0][:1]  # the last encoder (with projection) gives the pooled embedding
-            hidden = out.hidden_states[-2]
+            hidden = _weighted(out.hidden_states[-2], weights)
             per_encoder.append(hidden.reshape(1, -1, hidden.shape[-1]))
         return torch.cat(per_encoder, dim=-1), pooled, n
 
