@@ -260,8 +260,16 @@ class Compound(Command):
         self.commands = list(commands)
 
     def redo(self, doc: "Document") -> None:
-        for c in self.commands:
-            c.redo(doc)
+        done: list[Command] = []
+        try:
+            for c in self.commands:
+                c.redo(doc)
+                done.append(c)
+        except BaseException:
+            # A failure part-way must leave the document as it was, not half-changed.
+            for c in reversed(done):
+                c.undo(doc)
+            raise
 
     def undo(self, doc: "Document") -> None:
         for c in reversed(self.commands):

@@ -252,3 +252,13 @@ def test_tiles_command_reports_its_arrays():
     doc = Document.new(TILE, TILE)
     cmd = TilesCommand.write("p", doc.active, doc.active.surface, 0, 0, solid(1))
     assert len(list(cmd.arrays())) == 2
+
+
+def test_a_compound_that_fails_part_way_leaves_the_document_as_it_was():
+    doc, bg, a, b = three_layers()
+    stranger = Layer(name="Not in the document")
+    before = [l.properties() for l in doc.layers]
+    with pytest.raises(ValueError):
+        doc.execute(Compound("broken", [SetLayerProperty(a, "name", "Renamed"), MoveLayer(b, 0), RemoveLayer(stranger)]))
+    assert doc.layers == [bg, a, b] and [l.properties() for l in doc.layers] == before
+    assert doc.history.names == ["Add layer “A”", "Add layer “B”"]  # the failed one is not recorded
