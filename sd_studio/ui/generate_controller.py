@@ -20,6 +20,7 @@ class GenerationController(QObject):
     error = Signal(object)  # an exception to show
     message = Signal(str)  # a status-bar line
     engine_state = Signal(str)  # "device · model" for the status bar
+    model_used = Signal(str)  # a model spec that worked, for the recent-models list
 
     def __init__(self, window, panel, canvas, engine: EngineThread) -> None:
         super().__init__(window)
@@ -30,6 +31,7 @@ class GenerationController(QObject):
         self._job: int | None = None
         self._source = None
         self._mode = "inpaint"
+        self._model: str | None = None
         self._region: Bounds | None = None
         self._pending = None  # a result with several variants waiting for a choice
         self._region_timer = QTimer(self, singleShot=True, interval=120, timeout=self.update_region)
@@ -104,6 +106,7 @@ class GenerationController(QObject):
             self.error.emit(exc)
             return
         self._mode = settings["mode"]
+        self._model = request.model if request.engine == "diffusion" else None
         self._source = self.doc.active
         self._region = self.planned_region()
         self.canvas.set_region(self._region)
@@ -146,6 +149,8 @@ class GenerationController(QObject):
             return
         self._finish()
         self.panel.set_done("Done")
+        if self._model:
+            self.model_used.emit(self._model)
         if result.seeds:
             self.panel.show_seed(result.seeds[0])
         if len(result.images) == 1:

@@ -66,6 +66,7 @@ class MainWindow(QMainWindow):
         self.generation.error.connect(lambda exc: show_error(self, exc, "generate"))
         self.generation.message.connect(lambda text: self.statusBar().showMessage(text, 6000))
         self.generation.engine_state.connect(self._set_engine_state)
+        self.generation.model_used.connect(self._remember_model)
         self.engine.busy_changed.connect(self._on_busy)
         self.generate_panel.model_chosen.connect(self._remember_model)
         self.layers_panel.use_settings_requested.connect(self.use_layer_settings)

@@ -179,3 +179,52 @@ def test_copy_and_paste_as_layer(window, photo):
     np.testing.assert_array_equal(doc.active.surface.read(Bounds(0, 0, 96, 80)), doc.layers[0].surface.read(Bounds(0, 0, 96, 80)))
     window.actions["undo"].trigger()
     assert len(doc.layers) == 1
+
+
+def test_generate_and_cancel_shortcuts(window, qtbot):
+    window.generate_panel.mode.setCurrentIndex(window.generate_panel.mode.findData("fill"))
+    window.generate_panel.prompt.setFocus()
+    QTest.keyClick(window.generate_panel.prompt, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
+    boxes = _error_boxes(window)
+    assert len(boxes) == 1 and "mask" in boxes[0].text().lower()  # Generate ran, and refused: no mask yet
+    assert "\n" not in window.generate_panel.prompt.toPlainText()
+
+
+def test_mask_menu_commands(window, photo):
+    window.open_path(str(photo))
+    doc = window.doc
+    window.select_tool("rect_select")
+    drag(window.canvas, [(10, 10), (30, 30)])
+    window.actions["invert_mask"].trigger()
+    mask = doc.mask.to_array()
+    assert mask[20, 20] == 0 and mask[50, 50] == 255
+    window.actions["clear_mask"].trigger()
+    assert doc.mask.is_empty
+    window.actions["undo"].trigger()
+    assert not doc.mask.is_empty
+
+
+def test_recent_files_and_drop(window, photo, qtbot, tmp_path):
+    from PySide6.QtCore import QMimeData, QPointF, QUrl
+    from PySide6.QtGui import QDropEvent
+
+    window.open_path(str(photo))
+    assert window.settings.value("files/recent") in ([str(photo)], str(photo))
+    assert [a.text() for a in window.recent_menu.actions()] == ["photo.png"]
+    other = tmp_path / "other.png"
+    other.write_bytes(photo.read_bytes())
+    data = QMimeData()
+    data.setUrls([QUrl.fromLocalFile(str(other))])
+    event = QDropEvent(QPointF(50, 50), Qt.DropAction.CopyAction, data, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    window.dropEvent(event)
+    qtbot.waitUntil(lambda: window.path == str(other))
+    assert window.windowTitle() == "other.png — SD Studio"
+    assert [a.text() for a in window.recent_menu.actions()] == ["other.png", "photo.png"]
+
+
+def test_new_document_from_clipboard(window, photo):
+    window.open_path(str(photo))
+    window.copy_image()
+    window.paste_as_document()
+    assert window.path is None and tuple(window.doc.size) == (96, 80)
+    assert window.windowTitle() == "Untitled — SD Studio"
