@@ -21,14 +21,9 @@ MEMORY_LADDER = ("none", "attention-slicing", "vae-tiling", "cpu-offload")
 
 def is_out_of_memory(exc: BaseException) -> bool:
     """True for torch's CUDA out-of-memory error or any RuntimeError whose text says out of memory (MPS, CPU)."""
-    try:
-        import torch
+    from sd_studio.engine.models import is_out_of_memory_error
 
-        if isinstance(exc, torch.cuda.OutOfMemoryError):
-            return True
-    except (ImportError, AttributeError):
-        pass
-    return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
+    return is_out_of_memory_error(exc)
 
 
 def lower_memory_mode(mode: str) -> str | None:

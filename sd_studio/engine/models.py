@@ -10,6 +10,8 @@ import os
 import re
 import struct
 import threading
+import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -368,17 +370,57 @@ def load_folder(folder: Path, device: str, dtype, progress: ProgressFn = None) -
 
     family = _family_of_folder(folder)
     cls = getattr(diffusers, FAMILY_PIPELINES["sdxl" if family == "sdxl" else "sd"]["txt2img"])
-    kwargs = {"dtype": dtype, "use_safetensors": True, "local_files_only": True}
+    # torch_dtype works on every diffusers we support (>= 0.30); newer ones call it dtype and warn.
+    kwargs = {"torch_dtype": dtype, "use_safetensors": True, "local_files_only": True}
     if family != "sdxl":
         kwargs.update(safety_checker=None, feature_extractor=None, requires_safety_checker=False)
     try:
-        pipe = cls.from_pretrained(str(folder), **kwargs)
+        with warnings.catch_warnings(), _quiet_loading_bars():
+            warnings.filterwarnings("ignore", message=".*torch_dtype.*", category=FutureWarning)
+            pipe = cls.from_pretrained(str(folder), **kwargs)
     except (OSError, ValueError, KeyError, TypeError, AttributeError, RuntimeError, EnvironmentError) as exc:
+        if is_out_of_memory_error(exc):
+            raise
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelError(f"The model folder {folder.name} could not be loaded: {first}") from None
     components = dict(pipe.components)
     is_inpaint = getattr(components["unet"].config, "in_channels", 4) == 9
     return components, family, is_inpaint
+
+
+@contextmanager
+def _quiet_loading_bars():
+    """No diffusers/transformers tqdm bars on stderr while loading: progress goes to our callback."""
+    from diffusers.utils import logging as diffusers_logging
+
+    try:
+        from transformers.utils import logging as transformers_logging
+    except ImportError:  # pragma: no cover - transformers is a dependency
+        transformers_logging = None
+    diffusers_on = diffusers_logging.is_progress_bar_enabled()
+    transformers_on = transformers_logging is not None and transformers_logging.is_progress_bar_enabled()
+    diffusers_logging.disable_progress_bar()
+    if transformers_on:
+        transformers_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if diffusers_on:
+            diffusers_logging.enable_progress_bar()
+        if transformers_on:
+            transformers_logging.enable_progress_bar()
+
+
+def is_out_of_memory_error(exc: BaseException) -> bool:
+    """True for an out-of-memory error (torch's CUDA one, or a RuntimeError saying out of memory)."""
+    try:
+        import torch
+
+        if isinstance(exc, torch.cuda.OutOfMemoryError):
+            return True
+    except (ImportError, AttributeError):
+        pass
+    return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
 
 
 def native_resolution_of(components: dict, family: str) -> int:
@@ -393,11 +435,38 @@ def native_resolution_of(components: dict, family: str) -> int:
 
 
 def load_model(spec: str, device: str = "auto", precision: str = "auto", progress: ProgressFn = None) -> LoadedModel:
-    """Load a model from a hub id, a diffusers folder or a single .safetensors file onto the chosen device."""
-    from sd_studio.engine.request import Progress
+    """Load a model from a hub id, a diffusers folder or a single .safetensors file onto the chosen device.
 
+    Running out of memory while loading gives a ModelError saying so, with what was loaded freed.
+    """
     kind, where = resolve_model_spec(spec)
     dev, dtype = choose_device(device, precision)
+    try:
+        return _load_model(kind, where, dev, dtype, precision, progress)
+    except Exception as exc:
+        if not is_out_of_memory_error(exc):
+            raise
+        _free_device_memory()
+        raise ModelError(
+            f"There is not enough {dev} memory to load {Path(where).name}; close other programs using it, "
+            "or choose a smaller model or another device."
+        ) from None
+
+
+def _free_device_memory() -> None:
+    gc.collect()
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    except ImportError:
+        pass
+
+
+def _load_model(kind: str, where: str, dev: str, dtype, precision: str, progress: ProgressFn) -> LoadedModel:
+    from sd_studio.engine.request import Progress
+
     if dev == "cpu":  # loaded fp32; engine/precision.py then picks the UNet's precision (the VAE stays fp32)
         dtype = choose_device("cpu", "fp32")[1]
     if progress is not None:

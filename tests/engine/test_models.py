@@ -285,3 +285,15 @@ def test_hub_unreachable_while_online_is_one_clear_sentence(hf_home, monkeypatch
         load_model("someorg/some-model", device="cpu")
     text = _one_sentence(info.value)
     assert "could not be reached" in text and "huggingface-cli download someorg/some-model" in text
+
+
+def test_out_of_memory_while_loading_is_a_model_error(tiny_sd_dir, monkeypatch):
+    from sd_studio.engine import models
+
+    def no_memory(*args, **kwargs):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 1.00 GiB")
+
+    monkeypatch.setattr(models, "load_folder", no_memory)  # the allocation failure a big model meets on a small GPU
+    with pytest.raises(ModelError, match="not enough cpu memory to load tiny-sd") as info:
+        load_model(str(tiny_sd_dir), device="cpu")
+    _one_sentence(info.value)
