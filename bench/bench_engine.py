@@ -76,7 +76,7 @@ def bench_preview(folder: Path) -> None:
 
     run_args = dict(image=None, mask=None, prompt="a red fox", negative_prompt="", steps=STEPS, guidance=7.0,
                     strength=1.0, seeds=[1], scheduler="Euler a", width=SIDE, height=SIDE)
-    run_diffusion(model, "txt2img", **run_args)  # warm-up
+    run_diffusion(model, "txt2img", **{**run_args, "steps": 1})  # warm-up
     run_diffusion(model, "txt2img", progress=progress, **run_args)
     step_s = float(np.median(np.diff(stamps))) if len(stamps) > 1 else float("nan")
 
