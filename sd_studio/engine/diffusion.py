@@ -162,8 +162,9 @@ def run_diffusion(
 
     `image` is (height, width, 3) uint8 at the model input size (multiples of 8); `mask` (height, width)
     uint8, 255 repaints. A 9-channel inpainting model inpaints natively; an ordinary model inpaints by
-    blending masked latents each step. Prompts longer than 75 tokens are encoded in 75-token chunks.
-    Each seed has its own torch.Generator, so a seed reproduces its image on the same device.
+    blending masked latents each step. Prompts longer than 75 tokens are encoded in 75-token chunks
+    (not cut), with A1111 emphasis such as "(word:1.3)". `loras` are (.safetensors path, weight) pairs
+    applied for this call only. Each seed has its own torch.Generator, so a seed reproduces its image on the same device.
     `progress` gets Progress("denoising", step, total, preview) after every step; when `cancel()`
     returns True the run stops before the next step and raises Cancelled. Out of memory retries once in
     the next lower memory mode, then raises GenerationError. `before_attempt(memory_mode)` is called
