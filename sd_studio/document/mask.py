@@ -75,63 +75,69 @@ def feather(mask: np.ndarray, px: float) -> np.ndarray:
 
 
 # -- undoable operations on a document's mask ----------------------------------------------------
-def _region_command(doc: "Document", name: str, region: Bounds, pixels: np.ndarray) -> TilesCommand:
-    """A command writing pixels over region of the mask, keeping only the tiles that change."""
+# Each returns a command for Document.execute, or None when it would change nothing.
+def _region_command(doc: "Document", name: str, region: Bounds, pixels: np.ndarray) -> TilesCommand | None:
+    """A command writing pixels over region of the mask, keeping only the tiles that change.
+
+    None when no tile would change, so that callers add no empty entry to the history.
+    """
+    if region.is_empty:
+        return None
     command = TilesCommand.write(name, None, doc.mask.surface, region.x, region.y, pixels)
     for key in list(command.before):
         old, new = command.before[key], command.after[key]
         if old is new or (old is not None and new is not None and np.array_equal(old, new)):
             del command.before[key], command.after[key]
-    return command
+    return None if not command.after else command
 
 
 def _around_mask(doc: "Document", px: int) -> Bounds:
     return doc.mask.bounding_box().pad(max(0, int(px))).intersect(doc.bounds)
 
 
-def grow_mask(doc: "Document", px: int) -> TilesCommand:
-    """A command growing the mask by px pixels (a no-op command when the mask is empty)."""
+def grow_mask(doc: "Document", px: int) -> TilesCommand | None:
+    """A command growing the mask by px pixels; None when that changes nothing (e.g. an empty mask)."""
     region = _around_mask(doc, px)
     return _region_command(doc, f"Grow mask by {px} px", region, grow(doc.mask.to_array(region), px))
 
 
-def shrink_mask(doc: "Document", px: int) -> TilesCommand:
+def shrink_mask(doc: "Document", px: int) -> TilesCommand | None:
     """A command shrinking the mask by px pixels; the document's edge does not eat into it."""
     region = _around_mask(doc, px)
     return _region_command(doc, f"Shrink mask by {px} px", region, shrink(doc.mask.to_array(region), px))
 
 
-def feather_mask(doc: "Document", px: float) -> TilesCommand:
+def feather_mask(doc: "Document", px: float) -> TilesCommand | None:
     """A command softening the mask's edge over about px pixels."""
     region = _around_mask(doc, math.ceil(px))
     return _region_command(doc, f"Feather mask by {px:g} px", region, feather(doc.mask.to_array(region), px))
 
 
-def invert_mask(doc: "Document") -> TilesCommand:
+def invert_mask(doc: "Document") -> TilesCommand | None:
     """A command swapping marked and unmarked across the whole document."""
     region = doc.bounds
     return _region_command(doc, "Invert mask", region, 255 - doc.mask.to_array(region))
 
 
-def fill_mask_rect(doc: "Document", bounds: Bounds) -> TilesCommand:
+def fill_mask_rect(doc: "Document", bounds: Bounds) -> TilesCommand | None:
     """A command marking a rectangle (clipped to the document) fully, adding to the mask."""
     region = Bounds(*bounds).intersect(doc.bounds)
     return _region_command(doc, "Select rectangle", region, np.full((region.height, region.width), 255, np.uint8))
 
 
-def fill_mask_polygon(doc: "Document", points: Sequence[tuple[float, float]]) -> TilesCommand:
+def fill_mask_polygon(doc: "Document", points: Sequence[tuple[float, float]]) -> TilesCommand | None:
     """A command marking the inside of a polygon (document coordinates), adding to the mask."""
     from PIL import Image, ImageDraw
 
     pts = [(float(x), float(y)) for x, y in points]
     if len(pts) < 3:
-        return _region_command(doc, "Lasso", Bounds(0, 0, 0, 0), np.zeros((0, 0), np.uint8))
+        return None
     xs, ys = [p[0] for p in pts], [p[1] for p in pts]
     region = Bounds.from_corners(
         math.floor(min(xs)), math.floor(min(ys)), math.ceil(max(xs)) + 1, math.ceil(max(ys)) + 1,
     ).intersect(doc.bounds)
     if region.is_empty:
-        return _region_command(doc, "Lasso", region, np.zeros((0, 0), np.uint8))
+        return None
     image = Image.new("L", (region.width, region.height), 0)
     ImageDraw.Draw(image).polygon([(x - region.x, y - region.y) for x, y in pts], fill=255)
     drawn = np.asarray(image, np.uint8)

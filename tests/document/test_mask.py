@@ -88,12 +88,12 @@ def test_shrink_keeps_a_mask_that_touches_the_document_edge():
     assert doc.mask.bounding_box() == Bounds(0, 0, 7, 50)
 
 
-def test_operations_on_an_empty_mask_change_nothing():
+def test_operations_that_change_nothing_give_no_command():
     doc = Document.new(64, 64)
-    for cmd in (grow_mask(doc, 5), shrink_mask(doc, 5), feather_mask(doc, 5)):
-        assert cmd.is_noop
-        doc.execute(cmd)
-    assert doc.mask.is_empty
+    assert grow_mask(doc, 5) is None and shrink_mask(doc, 5) is None and feather_mask(doc, 5) is None
+    doc.execute(fill_mask_rect(doc, Bounds(0, 0, 64, 64)))
+    assert fill_mask_rect(doc, Bounds(3, 3, 5, 5)) is None and grow_mask(doc, 3) is None
+    assert invert_mask(doc) is not None
 
 
 def test_invert_mask():
@@ -124,10 +124,10 @@ def test_fill_mask_polygon_adds_a_triangle():
     assert not doc.mask.to_array()[:30, :30].any()
 
 
-def test_fill_mask_polygon_with_too_few_points_or_outside_is_a_noop():
+def test_fill_mask_polygon_with_too_few_points_or_outside_gives_no_command():
     doc = Document.new(50, 50)
-    assert fill_mask_polygon(doc, [(0, 0), (10, 10)]).is_noop
-    assert fill_mask_polygon(doc, [(-30, -30), (-10, -30), (-10, -10)]).is_noop
+    assert fill_mask_polygon(doc, [(0, 0), (10, 10)]) is None
+    assert fill_mask_polygon(doc, [(-30, -30), (-10, -30), (-10, -10)]) is None
 
 
 def test_mask_edits_leave_layers_alone():

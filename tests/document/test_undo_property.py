@@ -81,6 +81,12 @@ def stroke(doc, data, target, erase):
         s.finish()
 
 
+def run(doc, command):
+    """Execute a mask command; the operations give None when they would change nothing."""
+    if command is not None:
+        doc.execute(command)
+
+
 def step(doc, data, kind):
     """Run one command of that kind, or nothing when it makes no sense in this state."""
     layers = doc.layers
@@ -105,20 +111,20 @@ def step(doc, data, kind):
     elif kind == "flatten" and layers:
         doc.execute(flatten_image(doc))
     elif kind == "grow":
-        doc.execute(grow_mask(doc, data.draw(st.integers(1, 6))))
+        run(doc, grow_mask(doc, data.draw(st.integers(1, 6))))
     elif kind == "shrink":
-        doc.execute(shrink_mask(doc, data.draw(st.integers(1, 6))))
+        run(doc, shrink_mask(doc, data.draw(st.integers(1, 6))))
     elif kind == "feather":
-        doc.execute(feather_mask(doc, data.draw(st.floats(0.5, 6))))
+        run(doc, feather_mask(doc, data.draw(st.floats(0.5, 6))))
     elif kind == "clear_mask":
         doc.execute(clear_mask(doc))
     elif kind == "rect":
         x, y = data.draw(st.integers(-10, W)), data.draw(st.integers(-10, H))
-        doc.execute(fill_mask_rect(doc, Bounds(x, y, data.draw(st.integers(0, 40)), data.draw(st.integers(0, 40)))))
+        run(doc, fill_mask_rect(doc, Bounds(x, y, data.draw(st.integers(0, 40)), data.draw(st.integers(0, 40)))))
     elif kind == "lasso":
-        doc.execute(fill_mask_polygon(doc, data.draw(st.lists(st.tuples(coord_x, coord_y), max_size=6))))
+        run(doc, fill_mask_polygon(doc, data.draw(st.lists(st.tuples(coord_x, coord_y), max_size=6))))
     elif kind == "invert":
-        doc.execute(invert_mask(doc))
+        run(doc, invert_mask(doc))
     elif kind == "undo":
         doc.undo()
     elif kind == "redo":
