@@ -32,6 +32,7 @@ HUB_PATTERNS = [
     "*/model.safetensors",
     "*/model-*.safetensors",
 ]
+HUB_IGNORE = ["safety_checker/*"]  # never loaded (the editor shows the user's own pixels), over 1 GB
 FAMILY_PIPELINES = {
     "sdxl": {
         "txt2img": "StableDiffusionXLPipeline",
@@ -144,7 +145,7 @@ def check_diffusers_folder(path: Path) -> Path:
         components = json.loads(index.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         raise ModelError(f"{index} is not readable JSON, so {path.name} cannot be loaded.") from None
-    weighted = [name for name in ("unet", "vae", "text_encoder") if isinstance(components.get(name), list)]
+    weighted = [name for name in ("unet", "vae", "text_encoder", "text_encoder_2") if isinstance(components.get(name), list)]
     if "unet" not in weighted:
         raise ModelError(f"{path} is a diffusers folder but not a Stable Diffusion model (it has no UNet).")
     for name in weighted:
@@ -202,7 +203,8 @@ def fetch_hub_model(repo_id: str, progress: ProgressFn = None) -> Path:
         )
     try:
         folder = snapshot_download(
-            repo_id, cache_dir=cache, allow_patterns=HUB_PATTERNS, tqdm_class=_download_tqdm(repo_id, progress)
+            repo_id, cache_dir=cache, allow_patterns=HUB_PATTERNS, ignore_patterns=HUB_IGNORE,
+            tqdm_class=_download_tqdm(repo_id, progress),
         )
     except Exception as exc:
         name = type(exc).__name__
