@@ -32,6 +32,7 @@ class GenerationController(QObject):
         self._source = None
         self._mode = "inpaint"
         self._model: str | None = None
+        self._target_doc = None
         self._region: Bounds | None = None
         self._pending = None  # a result with several variants waiting for a choice
         self._region_timer = QTimer(self, singleShot=True, interval=120, timeout=self.update_region)
@@ -108,6 +109,7 @@ class GenerationController(QObject):
         self._mode = settings["mode"]
         self._model = request.model if request.engine == "diffusion" else None
         self._source = self.doc.active
+        self._target_doc = self.doc
         self._region = self.planned_region()
         self.canvas.set_region(self._region)
         if request.engine == "diffusion":
@@ -153,6 +155,9 @@ class GenerationController(QObject):
             self.model_used.emit(self._model)
         if result.seeds:
             self.panel.show_seed(result.seeds[0])
+        if self.doc is not self._target_doc:
+            self.message.emit("The generation finished for a document that is no longer open; it was dropped.")
+            return
         if len(result.images) == 1:
             self.doc.execute(apply_result(self.doc, result, [0], self._source, self._mode))
             self.message.emit("The result is a new layer; undo removes it.")

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from PySide6.QtCore import QSize, Qt, QTimer, Signal
-from PySide6.QtGui import QIcon, QPainter, QPixmap
+from PySide6.QtGui import QBrush, QColor, QIcon, QPainter, QPixmap
 from PySide6.QtWidgets import (
-    QAbstractItemView, QCheckBox, QComboBox, QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QSpinBox,
+    QAbstractItemView, QCheckBox, QComboBox, QHBoxLayout, QListWidget, QListWidgetItem, QSpinBox,
     QToolButton, QVBoxLayout, QWidget,
 )
 
@@ -17,6 +17,17 @@ from sd_studio.ui.images import qimage_copy
 from sd_studio.ui.panels.thumbnails import thumbnail
 
 THUMB = 40
+_CHECKER: QBrush | None = None
+
+
+def _checker() -> QBrush:
+    tile = QPixmap(8, 8)
+    tile.fill(QColor(204, 204, 204))
+    p = QPainter(tile)
+    p.fillRect(0, 0, 4, 4, QColor(255, 255, 255))
+    p.fillRect(4, 4, 4, 4, QColor(255, 255, 255))
+    p.end()
+    return QBrush(tile)
 
 
 class _LayerList(QListWidget):
@@ -146,12 +157,15 @@ class LayersPanel(QWidget):
         self._on_active(self.doc.active)
 
     def _thumbnail(self, layer: Layer) -> QIcon:
+        global _CHECKER
+        if _CHECKER is None:
+            _CHECKER = _checker()  # needs a QGuiApplication, so not at import
         pixels = thumbnail(layer, self.doc.size, THUMB)
         pixmap = QPixmap(THUMB, THUMB)
         pixmap.fill(Qt.GlobalColor.transparent)
         p = QPainter(pixmap)
         x, y = (THUMB - pixels.shape[1]) // 2, (THUMB - pixels.shape[0]) // 2
-        p.fillRect(x, y, pixels.shape[1], pixels.shape[0], Qt.GlobalColor.lightGray)
+        p.fillRect(x, y, pixels.shape[1], pixels.shape[0], _CHECKER)
         p.drawImage(x, y, qimage_copy(pixels))
         p.end()
         return QIcon(pixmap)
