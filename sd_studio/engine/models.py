@@ -145,7 +145,11 @@ def check_diffusers_folder(path: Path) -> Path:
         components = json.loads(index.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         raise ModelError(f"{index} is not readable JSON, so {path.name} cannot be loaded.") from None
-    weighted = [name for name in ("unet", "vae", "text_encoder", "text_encoder_2") if isinstance(components.get(name), list)]
+    weighted = [
+        name
+        for name in ("unet", "vae", "text_encoder", "text_encoder_2")
+        if isinstance(components.get(name), list) and components[name] and components[name][0] is not None
+    ]
     if "unet" not in weighted:
         raise ModelError(f"{path} is a diffusers folder but not a Stable Diffusion model (it has no UNet).")
     for name in weighted:

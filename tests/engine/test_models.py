@@ -297,3 +297,12 @@ def test_out_of_memory_while_loading_is_a_model_error(tiny_sd_dir, monkeypatch):
     with pytest.raises(ModelError, match="not enough cpu memory to load tiny-sd") as info:
         load_model(str(tiny_sd_dir), device="cpu")
     _one_sentence(info.value)
+
+
+def test_folder_without_a_first_text_encoder_is_still_a_model(tiny_sdxl_dir, tmp_path):
+    folder = shutil.copytree(tiny_sdxl_dir, tmp_path / "refiner-like")
+    index = json.loads((folder / "model_index.json").read_text())
+    index["text_encoder"] = [None, None]  # SDXL refiners ship only the second encoder
+    (folder / "model_index.json").write_text(json.dumps(index))
+    shutil.rmtree(folder / "text_encoder")
+    assert check_diffusers_folder(folder) == folder.resolve()
