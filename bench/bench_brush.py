@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from sd_studio.document.brush import Brush, Stroke  # noqa: E402
 from sd_studio.document.document import Document  # noqa: E402
 
-REPEATS = 5
+REPEATS = 9
 BRUSH = Brush(size=40, hardness=0.7, opacity=0.8, spacing=0.15, color=(200, 30, 30))
 
 
