@@ -50,18 +50,24 @@ class EngineWorker(QObject):
 
 
 def _settle_imports() -> None:
-    """Import torch and diffusers, then move every object alive so far out of the garbage collector's way.
+    """Import torch and diffusers' pipelines with the garbage collector paused, then freeze what exists.
 
-    The modules stay loaded for the whole session; frozen, they no longer make each full collection
-    (which holds the GIL, and so freezes the window) take half a second.
+    Each full collection holds the GIL, and so freezes the window, for as long as it takes to scan
+    every object; during these imports the heap grows by hundreds of thousands of objects and the
+    collector would run again and again (stalls of ~0.5 s). The modules stay loaded for the whole
+    session, so they are moved out of the collector's way for good.
     """
     import gc
 
-    import diffusers  # noqa: F401
-    import torch  # noqa: F401
-
-    gc.collect()
     gc.freeze()
+    gc.disable()
+    try:
+        import diffusers  # noqa: F401
+        import torch  # noqa: F401
+        from diffusers import StableDiffusionInpaintPipeline, StableDiffusionPipeline  # noqa: F401
+    finally:
+        gc.enable()
+        gc.freeze()
 
 
 class EngineThread(QObject):
