@@ -63,5 +63,6 @@ def apply_result(doc: Document, result, variants: list[int], source: Layer | Non
     layers = [result_layer(result, i, mode) for i in variants]
     commands = [AddLayer(layer, index + n) for n, layer in enumerate(layers)]
     if len(commands) == 1:
+        commands[0].name = f"Add generated layer “{layers[0].name}”"
         return commands[0]
     return Compound(f"Add {len(commands)} generated layers", commands)
