@@ -99,8 +99,13 @@ def test_inpaint_end_to_end_on_tiny_model(window, photo, qtbot, tiny_sd_dir):
     doc.history.clear()
     source, top = doc.layers
     _configure(window, "inpaint", model=tiny_sd_dir, steps=3)
+    previews = []
+    window.engine.progress.connect(lambda job, p: previews.append(window.canvas._preview_bounds) if p.phase == "denoising" else None)
     _run(window, qtbot)
     assert not _error_boxes(window), _error_boxes(window)[0].detailedText()
+    # Each denoising step was drawn live inside the planned region; the preview is gone at the end.
+    assert previews and all(b == window.canvas.region for b in previews)
+    assert window.canvas._preview is None
     assert [layer.name for layer in doc.layers] == ["Background", "a red barn", top.name]
     result = doc.layers[1]
     assert doc.layers[0] is source and doc.active is result
@@ -141,7 +146,9 @@ def test_variants_keep_all_is_one_command(window, photo, qtbot, tiny_sd_dir):
     assert len(doc.layers) == 1 and not panel.variant_box.isHidden()
     panel.next_button.click()
     assert panel.variant_label.text() == "2/2"
+    assert window.canvas._preview is not None  # the variant shown is drawn over its region
     panel.keep_all_button.click()
+    assert window.canvas._preview is None
     assert [layer.name for layer in doc.layers][1:] == ["a red barn (seed 1234)", "a red barn (seed 1235)"]
     assert len(doc.history) == 1
     window.actions["undo"].trigger()

@@ -228,3 +228,11 @@ def test_new_document_from_clipboard(window, photo):
     window.paste_as_document()
     assert window.path is None and tuple(window.doc.size) == (96, 80)
     assert window.windowTitle() == "Untitled — SD Studio"
+
+
+def test_typing_a_prompt_does_not_switch_tools(window):
+    prompt = window.generate_panel.prompt
+    prompt.setFocus()
+    QTest.keyClicks(prompt, "bevim[]")
+    assert prompt.toPlainText() == "bevim[]"
+    assert window.canvas.tool.name == "brush" and window.options.size == 40
