@@ -6,9 +6,10 @@ import json
 from functools import lru_cache
 from pathlib import Path
 
+from sd_studio.bundled import resource_path
 from sd_studio.errors import GenerationError
 
-PRESETS_FILE = Path(__file__).resolve().parents[2] / "resources" / "schedulers.json"
+PRESETS_FILE = resource_path("schedulers.json")
 
 
 @lru_cache(maxsize=1)

@@ -15,10 +15,11 @@ import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sd_studio.bundled import resource_path
 from sd_studio.engine.tokens import TOKENIZER_DIR
 from sd_studio.errors import ModelError
 
-CONFIGS_DIR = Path(__file__).resolve().parents[2] / "resources" / "model_configs"
+CONFIGS_DIR = resource_path("model_configs")
 
 UNET_PREFIX = "model.diffusion_model."
 FIRST_CONV = UNET_PREFIX + "input_blocks.0.0.weight"

@@ -5,7 +5,9 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
-TOKENIZER_DIR = Path(__file__).resolve().parents[2] / "resources" / "tokenizers" / "clip"
+from sd_studio.bundled import resource_path
+
+TOKENIZER_DIR = resource_path("tokenizers", "clip")
 CLIP_WINDOW = 75  # tokens per chunk; the text encoder sees 77 with the start and end tokens
 COMMA_BACKTRACK = 20  # A1111's comma_padding_backtrack: a full chunk breaks after a comma this close to its end
 
