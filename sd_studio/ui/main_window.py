@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
-from PySide6.QtCore import QSettings, Qt, QTimer
+from PySide6.QtCore import QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QActionGroup, QColor, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (
     QCheckBox, QColorDialog, QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QSlider, QSpinBox,
@@ -39,6 +40,8 @@ MAX_RECENT = 10
 
 class MainWindow(QMainWindow):
     """The editor's window: one document, its canvas, tools, panels and the engine thread."""
+
+    _models_found = Signal(object)  # from the model-scanning thread
 
     def __init__(self, settings: QSettings | None = None, engine: EngineThread | None = None) -> None:
         super().__init__()
@@ -82,6 +85,8 @@ class MainWindow(QMainWindow):
         self.canvas.message.connect(lambda text: self.statusBar().showMessage(text, 4000))
         self.options.changed.connect(self._on_options)
         self._load_settings()
+        self._models_found.connect(self.generate_panel.add_found_models)
+        QTimer.singleShot(500, self.scan_models)
         self.select_tool("brush")
         self.set_document(Document.new(1024, 1024), None)
         self.resize(1400, 900)
@@ -399,10 +404,26 @@ class MainWindow(QMainWindow):
             self.restoreGeometry(s.value("window/geometry"))
             self.restoreState(s.value("window/state"))
 
+    def scan_models(self) -> None:
+        """List the models in the configured folders and the Hugging Face cache, off the main thread."""
+        folders = [Path(f) for f in settings_list(self.settings, "models/folders")]
+
+        def scan() -> None:
+            try:
+                from sd_studio.engine.models import find_models
+
+                entries = find_models(folders)
+            except Exception:  # noqa: BLE001 - a listing is a convenience; typing a spec always works
+                return
+            self._models_found.emit(entries)
+
+        threading.Thread(target=scan, name="model scan", daemon=True).start()
+
     def open_settings(self) -> None:
         """Edit the settings; they apply to the next generation and the next document."""
         if SettingsDialog(self.settings, self).exec():
             self._load_settings()
+            self.scan_models()
             self.doc.history.budget_bytes = self._budget()
 
     # -- clipboard and drops -----------------------------------------------------------------

@@ -236,3 +236,15 @@ def test_typing_a_prompt_does_not_switch_tools(window):
     QTest.keyClicks(prompt, "bevim[]")
     assert prompt.toPlainText() == "bevim[]"
     assert window.canvas.tool.name == "brush" and window.options.size == 40
+
+
+def test_models_in_configured_folders_are_offered(window, tmp_path, qtbot):
+    folder = tmp_path / "models"
+    (folder / "my-diffusers-model").mkdir(parents=True)
+    (folder / "my-diffusers-model" / "model_index.json").write_text("{}")
+    window.settings.setValue("models/folders", [str(folder)])
+    window.scan_models()
+    combo = window.generate_panel.model
+    qtbot.waitUntil(lambda: combo.findText("my-diffusers-model") >= 0, timeout=5000)
+    combo.setCurrentIndex(combo.findText("my-diffusers-model"))
+    assert window.generate_panel.settings()["model"] == str((folder / "my-diffusers-model").resolve())

@@ -239,7 +239,7 @@ class GeneratePanel(QWidget):
         self.keep_button.clicked.connect(lambda: self.keep_requested.emit(False))
         self.keep_all_button.clicked.connect(lambda: self.keep_requested.emit(True))
         self.discard_button.clicked.connect(self.discard_requested)
-        self.model.lineEdit().editingFinished.connect(lambda: self.model_chosen.emit(self.model.currentText().strip()))
+        self.model.lineEdit().editingFinished.connect(lambda: self.model_chosen.emit(self.model_spec()))
         self._on_mode()
 
     # -- settings ----------------------------------------------------------------------------
@@ -251,7 +251,7 @@ class GeneratePanel(QWidget):
             "mode": self.mode.currentData(),
             "prompt": self.prompt.toPlainText().strip(),
             "negative_prompt": self.negative.toPlainText().strip(),
-            "model": self.model.currentText().strip() or None,
+            "model": self.model_spec() or None,
             "scheduler": self.scheduler.currentText(),
             "steps": self.steps.value(),
             "guidance": self.guidance.value(),
@@ -297,6 +297,24 @@ class GeneratePanel(QWidget):
             self.model.clear()
             self.model.addItems(recent)
             self.model.setCurrentText(current or (recent[0] if recent else ""))
+
+    def add_found_models(self, entries) -> None:
+        """Offer models found on disk (engine.models.ModelEntry: name, spec, kind) after the recent ones."""
+        with QSignalBlocker(self.model):
+            current = self.model.currentText()
+            known = {self.model.itemData(i) or self.model.itemText(i) for i in range(self.model.count())}
+            for entry in entries:
+                if entry.spec not in known:
+                    self.model.addItem(entry.name, entry.spec)
+                    self.model.setItemData(self.model.count() - 1, entry.spec, Qt.ItemDataRole.ToolTipRole)
+            self.model.setCurrentText(current)
+
+    def model_spec(self) -> str:
+        """The model to use: what the box shows, or the path or hub id behind a found model's name."""
+        text = self.model.currentText().strip()
+        index = self.model.findText(text)
+        data = self.model.itemData(index) if index >= 0 else None
+        return str(data) if data else text
 
     def roll_seed(self) -> None:
         """Put a new random seed in the box."""
