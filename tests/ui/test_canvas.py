@@ -144,3 +144,21 @@ def test_middle_button_pans(qtbot):
     after = canvas.to_widget(QPointF(0, 0))
     assert round(after.x() - before.x()) == 20 and round(after.y() - before.y()) == 10
     assert len(doc.history) == 0
+
+
+def test_wheel_zooms_about_the_pointer(qtbot):
+    from PySide6.QtCore import QPoint
+    from PySide6.QtGui import QWheelEvent
+    from PySide6.QtWidgets import QApplication
+
+    doc = Document.new(400, 400)
+    canvas = _canvas(qtbot, doc, (300, 300))
+    at = QPointF(120, 80)
+    under = canvas.to_document(at)
+    zoom = canvas.zoom
+    event = QWheelEvent(at, canvas.mapToGlobal(at), QPoint(0, 0), QPoint(0, 120), Qt.MouseButton.NoButton,
+                        Qt.KeyboardModifier.NoModifier, Qt.ScrollPhase.NoScrollPhase, False)
+    QApplication.sendEvent(canvas, event)
+    assert canvas.zoom > zoom
+    after = canvas.to_document(at)
+    assert abs(after.x() - under.x()) < 1e-6 and abs(after.y() - under.y()) < 1e-6
