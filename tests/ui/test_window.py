@@ -248,3 +248,38 @@ def test_models_in_configured_folders_are_offered(window, tmp_path, qtbot):
     qtbot.waitUntil(lambda: combo.findText("my-diffusers-model") >= 0, timeout=5000)
     combo.setCurrentIndex(combo.findText("my-diffusers-model"))
     assert window.generate_panel.settings()["model"] == str((folder / "my-diffusers-model").resolve())
+
+
+def test_new_document_dialog(window, monkeypatch):
+    from sd_studio.ui.dialogs import NewDocumentDialog
+
+    def answer(dialog):
+        dialog.width_box.setValue(300)
+        dialog.height_box.setValue(200)
+        dialog.background.setCurrentText("Transparent")
+        return NewDocumentDialog.DialogCode.Accepted
+
+    monkeypatch.setattr(NewDocumentDialog, "exec", answer)
+    window.actions["new"].trigger()
+    assert tuple(window.doc.size) == (300, 200) and window.doc.composite()[0, 0, 3] == 0
+    assert window.size_label.text() == "300 × 200"
+
+
+def test_settings_dialog_stores_and_applies(window, monkeypatch):
+    from sd_studio.ui.dialogs import SettingsDialog
+
+    def answer(dialog):
+        dialog.folders.setPlainText("/models/a\n/models/b\n")
+        dialog.default_model.setText("some/hub-model")
+        dialog.device.setCurrentText("cpu")
+        dialog.budget.setValue(256)
+        dialog.accept()
+        return 1
+
+    monkeypatch.setattr(SettingsDialog, "exec", answer)
+    window.actions["settings"].trigger()
+    s = window.settings
+    assert s.value("models/folders") == ["/models/a", "/models/b"]
+    assert window.doc.history.budget_bytes == 256 << 20
+    assert window.generate_panel.device.currentText() == "cpu"
+    assert window.generate_panel.settings()["model"] == "some/hub-model"
