@@ -56,13 +56,17 @@ class TilesCommand(Command):
 
     def _apply(self, doc: "Document", tiles: TileMap) -> None:
         _surface_of(doc, self.target).set_tiles(tiles)
+        # Only tiles whose content differs need recompositing: a long diagonal stroke touches a
+        # thin band of tiles, not its whole bounding box.
+        changed = [k for k in tiles if self.before.get(k) is not self.after.get(k)]
+        rects = [Bounds(tx * TILE, ty * TILE, TILE, TILE) for tx, ty in changed]
         bounds = Bounds(0, 0, 0, 0)
-        for tx, ty in tiles:
-            bounds = bounds.union(Bounds(tx * TILE, ty * TILE, TILE, TILE))
+        for rect in rects:
+            bounds = bounds.union(rect)
         if self.target is None:
             doc.notify_mask(bounds)
         else:
-            doc.notify_pixels(self.target, bounds)
+            doc.notify_pixels(self.target, bounds, rects=rects)
 
     def redo(self, doc: "Document") -> None:
         self._apply(doc, self.after)

@@ -152,15 +152,23 @@ class Document:
         return self._cache.get(area)
 
     # -- notifications from commands ---------------------------------------------------------
-    def notify_pixels(self, layer: Layer, bounds: Bounds | None, extra: Bounds | None = None) -> None:
-        """A layer's pixels changed in bounds (layer coordinates; None: anywhere)."""
+    def notify_pixels(
+        self, layer: Layer, bounds: Bounds | None, extra: Bounds | None = None,
+        rects: list[Bounds] | None = None,
+    ) -> None:
+        """A layer's pixels changed in bounds (layer coordinates; None: anywhere); when rects (layer
+        coordinates) are given, only they are recomposited and bounds is just their union."""
         if bounds is None:
             area = layer.document_bounds()
         else:
             area = bounds.offset(layer.offset.x, layer.offset.y)
         if extra is not None:
             area = area.union(extra)
-        self._cache.invalidate(area)
+        if rects is not None and extra is None:
+            for rect in rects:
+                self._cache.invalidate(rect.offset(layer.offset.x, layer.offset.y))
+        else:
+            self._cache.invalidate(area)
         self.events.layer_pixels_changed.emit(layer, area)
         self.events.pixels_changed.emit(area.intersect(self.bounds))
 

@@ -134,3 +134,23 @@ def test_rectangles_cover_exactly_the_dirty_tiles(tile_keys):
     assert len(covered) == len(set(covered))  # no tile twice
     assert set(covered) == tile_keys
     assert all(r.x % TILE == 0 and r.y % TILE == 0 for r in rects)
+
+
+def test_undoing_a_diagonal_stroke_recomposites_only_the_tiles_it_touched():
+    from sd_studio.document.brush import Brush, Stroke
+
+    doc = Document.new(16 * TILE, 16 * TILE)
+    layer = doc.add_layer("ink")
+    doc.composite()
+    stroke = Stroke(doc, Brush(size=8, color=(200, 0, 0)), layer)
+    for i in range(0, 16 * TILE, 8):
+        stroke.add_point(i, i)
+    stroke.finish()
+    doc.composite()
+    before = doc._cache.recomputed_pixels
+    doc.undo()
+    undone = doc.composite().copy()
+    recomputed = doc._cache.recomputed_pixels - before
+    # The diagonal crosses about 3 tiles per row of tiles: far less than the 256-tile bounding box.
+    assert recomputed <= 16 * 4 * TILE * TILE
+    assert np.array_equal(undone, flatten(doc.layers, doc.bounds))
