@@ -106,13 +106,22 @@ class Surface:
     def _shape(self, h: int, w: int) -> tuple[int, ...]:
         return (h, w, self.channels) if self.channels > 1 else (h, w)
 
-    def read(self, bounds: Bounds) -> np.ndarray:
-        """A new array (height, width[, channels]) holding the pixels of bounds; zeros where empty."""
+    def read(self, bounds: Bounds, out: np.ndarray | None = None) -> np.ndarray:
+        """A new array (height, width[, channels]) holding the pixels of bounds; zeros where empty.
+
+        Given `out` (a uint8 array of that shape), fills and returns it instead, so a caller reading
+        many areas in turn can reuse one buffer.
+        """
+        shape = self._shape(max(0, bounds.height), max(0, bounds.width))
+        if out is None:
+            out = np.empty(shape, np.uint8)
+        elif out.shape != shape or out.dtype != np.uint8:
+            raise ValueError(f"out must be a {shape} uint8 array")
         if bounds.is_empty:
-            return np.zeros(self._shape(max(0, bounds.height), max(0, bounds.width)), np.uint8)
+            out.fill(0)
+            return out
         # One np.concatenate per row of tiles instead of one slice assignment per tile: reading a
         # 4096 x 4096 layer goes from 4096 Python-level copies to 64 (about twice as fast).
-        out = np.empty(self._shape(bounds.height, bounds.width), np.uint8)
         zero = np.zeros(self._shape(TILE, TILE), np.uint8)
         tx0, tx1 = bounds.x // TILE, (bounds.right - 1) // TILE
         left, right = bounds.x - tx0 * TILE, bounds.right - tx1 * TILE
