@@ -5,15 +5,22 @@ B(Cb, Cs) mixes straight colours, the source becomes Cs' = (1 - ab) * Cs + ab * 
 is composited source-over. `svg:plus` is the Porter-Duff plus ("lighter") operator: premultiplied
 sum, clamped. Layer opacity multiplies the source alpha. Pixels are straight-alpha uint8 RGBA.
 
-Runs of src-over layers (optionally ending with one plus layer) go through one libvips `composite`
-call, which is multithreaded and lazy. libvips's other blend modes are not used: it applies
-B() to premultiplied colours and weights the result by ab * as again, which departs from the W3C
-formula wherever either alpha is below 1 (measured: up to 240 levels off for colour-burn).
-Those modes, and the non-separable ones libvips lacks, run in vectorised numpy (float32).
+The image is flattened in horizontal bands, on a thread pool (numpy releases the GIL). A band's
+backdrop is premultiplied float32 held plane by plane, so src-over and plus, the modes of almost
+every layer, are a few long vectorised passes per layer and nothing is rounded until the end.
+Other modes convert the backdrop under the layer to straight colour and back.
+
+Why not integer or libvips: Pillow's alpha_composite rounds to 8 bits after every layer (and
+layer opacity would have to be rounded into the alpha channel first), which drifts many levels
+from the formula where alphas are low; libvips's float composite took more CPU than Pillow's
+chain, and its other blend modes depart from the W3C formula wherever an alpha is below 1.
 """
 
 from __future__ import annotations
 
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Sequence
 
 import numpy as np
@@ -23,15 +30,8 @@ from sd_studio.document.layer import BlendMode, Layer
 from sd_studio.document.surface import TILE
 
 
-BAND_PIXELS = 1 << 21
-"""flatten works in horizontal bands of about this many pixels, to bound memory and reuse it."""
-
-try:
-    import pyvips  # noqa: F401  (imported here only to learn whether libvips is there)
-
-    _HAVE_VIPS = True
-except (ImportError, OSError):  # pragma: no cover - pyvips-binary ships libvips on our platforms
-    _HAVE_VIPS = False
+BAND_PIXELS = 1 << 16
+"""flatten works in horizontal bands of about this many pixels: a band's planes stay in cache."""
 
 Blend = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
@@ -134,10 +134,11 @@ BLEND_FUNCTIONS: dict[BlendMode, Blend] = {
 }
 """B(Cb, Cs) for every mode but plus, on straight float colours (..., 3) in [0, 1]."""
 
-_VIPS_MODES = {BlendMode.SRC_OVER: "over", BlendMode.PLUS: "add"}
+
+_PREMULTIPLIED_MODES = frozenset({BlendMode.SRC_OVER, BlendMode.PLUS})
 
 
-# -- one layer onto the backdrop, in numpy --------------------------------------------------------
+# -- one layer onto a straight backdrop, in numpy -------------------------------------------------
 def blend_onto(backdrop: np.ndarray, source: np.ndarray, opacity: float, mode: BlendMode) -> None:
     """Composite straight-alpha float32 source (h, w, 4, in [0, 1]) onto backdrop in place."""
     cb, ab = backdrop[..., :3], backdrop[..., 3:]
@@ -157,6 +158,156 @@ def blend_onto(backdrop: np.ndarray, source: np.ndarray, opacity: float, mode: B
     np.copyto(ab, ao, where=keep)
 
 
+# -- one layer onto a premultiplied planar backdrop -----------------------------------------------
+# The band backdrop is `planes`, float32 (4, h, w): planes[:3] is colour (0-255) times alpha,
+# planes[3] is alpha (0-1). A layer with alpha 0 somewhere adds exactly 0 there, so skipping a
+# layer where it has no tiles is an exact identity, as it is in blend_onto.
+class _Scratch:
+    """One worker's reusable buffers for bands of up to `pixels` pixels."""
+
+    def __init__(self, pixels: int) -> None:
+        self.planes = np.empty(4 * pixels, np.float32)
+        self.source = np.empty(4 * pixels, np.uint8)
+        self.work = np.empty(4 * pixels, np.float32)
+        self.alpha = np.empty(pixels, np.float32)
+
+    def view(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
+        """The first prod(shape) items of a buffer, shaped."""
+        return getattr(self, name)[:int(np.prod(shape))].reshape(shape)
+
+
+def _over_premultiplied(planes: np.ndarray, source: np.ndarray, opacity: float, mode: BlendMode,
+                        scratch: _Scratch) -> None:
+    """Composite uint8 source (h, w, 4) onto premultiplied planes (4, h, w) in place, src-over or plus."""
+    h, w = source.shape[:2]
+    alpha = scratch.view("alpha", (h, w))
+    np.multiply(source[..., 3], np.float32(opacity / 255), out=alpha)
+    work = scratch.view("work", (3, h, w))
+    np.copyto(work, source[..., :3].transpose(2, 0, 1))
+    if mode is BlendMode.PLUS:
+        work *= alpha
+        planes[:3] += work
+        np.minimum(planes[:3], 255, out=planes[:3])
+        planes[3] += alpha
+        np.minimum(planes[3], 1, out=planes[3])
+        return
+    # c + a * (s - c) is c * (1 - a) + s * a with one pass fewer.
+    work -= planes[:3]
+    work *= alpha
+    planes[:3] += work
+    rest = work[0]
+    np.subtract(1, planes[3], out=rest)
+    rest *= alpha
+    planes[3] += rest
+
+
+def _start_premultiplied(planes: np.ndarray, source: np.ndarray, opacity: float) -> None:
+    """Fill planes (4, h, w) with uint8 source (h, w, 4) over a transparent backdrop (src-over or plus)."""
+    np.multiply(source[..., 3], np.float32(opacity / 255), out=planes[3])
+    np.multiply(source[..., :3].transpose(2, 0, 1), planes[3], out=planes[:3])
+
+
+def _blend_straight(planes: np.ndarray, source: np.ndarray, opacity: float, mode: BlendMode) -> None:
+    """Composite uint8 source (h, w, 4) onto premultiplied planes (4, h, w) with any mode, via blend_onto."""
+    h, w = source.shape[:2]
+    backdrop = np.empty((h, w, 4), np.float32)
+    backdrop[..., 3] = planes[3]
+    colour = backdrop[..., :3].transpose(2, 0, 1)
+    np.divide(planes[:3], np.maximum(planes[3], np.float32(1e-30)) * np.float32(255), out=colour)
+    blend_onto(backdrop, source.astype(np.float32) * np.float32(1 / 255), opacity, mode)
+    planes[3] = backdrop[..., 3]
+    np.multiply(colour, backdrop[..., 3] * np.float32(255), out=planes[:3])
+
+
+def _store(planes: np.ndarray, out: np.ndarray, scratch: _Scratch) -> None:
+    """Round premultiplied planes (4, h, w) to nearest straight uint8 into out (h, w, 4).
+
+    Pixels whose alpha rounds to 0 become (0, 0, 0, 0).
+    """
+    work = scratch.view("work", planes.shape)
+    # Alpha 0 comes with colour 0 (every layer adds alpha wherever it adds colour): 0 / tiny = 0.
+    np.divide(planes[:3], np.maximum(planes[3], np.float32(1e-30)), out=work[:3])
+    np.multiply(planes[3], np.float32(255), out=work[3])
+    np.clip(work, 0, 255, out=work)
+    np.rint(work, out=work)
+    out[...] = work.transpose(1, 2, 0)
+    transparent = out[..., 3] == 0
+    if transparent.any():
+        out[transparent] = 0
+
+
+# -- flatten --------------------------------------------------------------------------------------
+def flatten(layers: Sequence[Layer], bounds: Bounds, *, out: np.ndarray | None = None) -> np.ndarray:
+    """The visible layers (bottom first) composited over a transparent backdrop inside bounds.
+
+    Returns a new (h, w, 4) uint8 array, or fills and returns `out` (such as a view into a cache).
+    """
+    return _flatten(layers, bounds, premultiplied=True, out=out)
+
+
+def _flatten(layers: Sequence[Layer], bounds: Bounds, premultiplied: bool, out: np.ndarray | None = None) -> np.ndarray:
+    """flatten; premultiplied=False sends src-over and plus through blend_onto too (tests compare)."""
+    h, w = max(0, bounds.height), max(0, bounds.width)
+    if out is None:
+        out = np.zeros((h, w, 4), np.uint8)
+    elif out.shape != (h, w, 4) or out.dtype != np.uint8:
+        raise ValueError(f"out must be a ({h}, {w}, 4) uint8 array")
+    stack = [layer for layer in layers if layer.visible and layer.opacity > 0] if h and w else []
+    rects = [(layer, _layer_rect(layer, bounds)) for layer in stack]
+    rects = [(layer, rect) for layer, rect in rects if not rect.is_empty]
+    if not rects:
+        out.fill(0)
+        return out
+    rows = max(1, BAND_PIXELS // w)
+    bands = [Bounds(bounds.x, top, w, min(rows, bounds.bottom - top)) for top in range(bounds.y, bounds.bottom, rows)]
+    fast = _PREMULTIPLIED_MODES if premultiplied else frozenset()
+
+    def work(share: list[Bounds]) -> None:
+        scratch = _Scratch(rows * w)
+        for band in share:
+            target = out[band.y - bounds.y:band.bottom - bounds.y]
+            _flatten_band(rects, band, target, fast, scratch)  # writes every pixel of the band
+
+    workers = min(len(bands), _pool_size())
+    if workers < 2:
+        work(bands)
+    else:
+        # Interleaved shares: neighbouring bands cost alike, so each worker gets a fair mix.
+        for future in [_pool().submit(work, bands[i::workers]) for i in range(workers)]:
+            future.result()
+    return out
+
+
+def _flatten_band(rects: list[tuple[Layer, Bounds]], band: Bounds, out: np.ndarray,
+                  fast: frozenset[BlendMode], scratch: _Scratch) -> None:
+    """Flatten the layers into out (uint8) over band; each layer comes with where it has tiles."""
+    h, w = band.height, band.width
+    planes = scratch.view("planes", (4, h, w))
+    blank = True  # planes not yet written: the backdrop is transparent
+    for layer, rect in rects:
+        rect = rect.intersect(band)
+        if rect.is_empty:
+            continue  # over the backdrop, a layer without pixels here is an exact identity
+        source = layer.surface.read(layer.to_layer(rect), out=scratch.view("source", (rect.height, rect.width, 4)))
+        mode = layer.blend_mode
+        if blank and rect == band and mode in fast:
+            _start_premultiplied(planes, source, layer.opacity)
+            blank = False
+            continue
+        if blank:
+            planes.fill(0)
+            blank = False
+        under = planes[:, rect.y - band.y:rect.bottom - band.y, rect.x - band.x:rect.right - band.x]
+        if mode in fast:
+            _over_premultiplied(under, source, layer.opacity, mode, scratch)
+        else:
+            _blend_straight(under, source, layer.opacity, mode)
+    if blank:
+        out.fill(0)
+    else:
+        _store(planes, out, scratch)
+
+
 def _layer_rect(layer: Layer, bounds: Bounds) -> Bounds:
     """Where in bounds the layer has stored tiles (empty when it has none there)."""
     rect = layer.document_bounds().intersect(bounds)
@@ -169,162 +320,20 @@ def _layer_rect(layer: Layer, bounds: Bounds) -> Bounds:
     return Bounds(0, 0, 0, 0)
 
 
-def _runs(layers: Sequence[Layer], use_vips: bool) -> list[tuple[bool, list[Layer]]]:
-    """Split the visible stack into (by_vips, layers) runs: src-over layers (ending with at most
-    one plus layer, since libvips leaves a plus sum unclamped for the layers after it) for libvips,
-    and single layers for numpy.
-
-    The runs depend on the stack only, never on the area being flattened, so a pixel takes the
-    same arithmetic path whether it is flattened alone, in a tile or in the whole image. (One
-    exception: libvips passes regions no layer of a run covers straight through, skipping its
-    premultiply round trip; that is float32 noise, far below the final rounding, except for a
-    value within that noise of a half level.)
-    """
-    runs: list[tuple[bool, list[Layer]]] = []
-    for layer in layers:
-        if not layer.visible or layer.opacity <= 0:
-            continue
-        if use_vips and layer.blend_mode in _VIPS_MODES:
-            if runs and runs[-1][0] and runs[-1][1][-1].blend_mode is BlendMode.SRC_OVER:
-                runs[-1][1].append(layer)
-            else:
-                runs.append((True, [layer]))
-        else:
-            runs.append((False, [layer]))
-    return runs
+# -- threads --------------------------------------------------------------------------------------
+_POOL: ThreadPoolExecutor | None = None
+_POOL_LOCK = threading.Lock()
 
 
-# -- flatten --------------------------------------------------------------------------------------
-def flatten(layers: Sequence[Layer], bounds: Bounds, *, out: np.ndarray | None = None) -> np.ndarray:
-    """The visible layers (bottom first) composited over a transparent backdrop inside bounds.
-
-    Returns a new (h, w, 4) uint8 array, or fills and returns `out` (such as a view into a cache).
-    """
-    return _flatten(layers, bounds, use_vips=_HAVE_VIPS, out=out)
+def _pool_size() -> int:
+    """How many bands flatten works on at once: one per CPU."""
+    return os.cpu_count() or 1
 
 
-def _flatten(layers: Sequence[Layer], bounds: Bounds, use_vips: bool, out: np.ndarray | None = None) -> np.ndarray:
-    """flatten, with the choice of libvips for src-over/plus runs made by the caller (tests use it)."""
-    h, w = max(0, bounds.height), max(0, bounds.width)
-    if out is None:
-        out = np.zeros((h, w, 4), np.uint8)
-    elif out.shape != (h, w, 4) or out.dtype != np.uint8:
-        raise ValueError(f"out must be a ({h}, {w}, 4) uint8 array")
-    runs = _runs(layers, use_vips) if h and w else []
-    rects = {id(layer): _layer_rect(layer, bounds) for _, run in runs for layer in run}
-    if all(rect.is_empty for rect in rects.values()):
-        out.fill(0)
-        return out
-    # Band by band, so each layer's pixels are read into a few MiB that stay hot and get reused,
-    # instead of every layer of the stack being copied out whole before compositing starts.
-    rows = max(1, BAND_PIXELS // w)
-    for top in range(bounds.y, bounds.bottom, rows):
-        band = Bounds(bounds.x, top, w, min(rows, bounds.bottom - top))
-        band_rects = {key: rect.intersect(band) for key, rect in rects.items()}
-        target = out[top - bounds.y:band.bottom - bounds.y]
-        if any(not rect.is_empty for rect in band_rects.values()):
-            _flatten_band(runs, band_rects, band, target)  # writes every pixel of the band
-        else:
-            target.fill(0)
-    return out
-
-
-def _flatten_band(runs: list[tuple[bool, list[Layer]]], rects: dict[int, Bounds], bounds: Bounds, out: np.ndarray) -> None:
-    """Flatten the runs into out (uint8) over bounds; rects[id(layer)] is where a layer has tiles."""
-    backdrop: object = None  # None (transparent), a float32 array in [0, 1], or a vips image
-    for by_vips, run in runs:
-        # Layers with no tiles here are left out: over the backdrop they are exact identities.
-        present = [(layer, rects[id(layer)]) for layer in run if not rects[id(layer)].is_empty]
-        if by_vips:
-            if present or backdrop is not None:
-                backdrop = _vips_run(backdrop, present, bounds)
-            if run[-1].blend_mode is BlendMode.PLUS and backdrop is not None:
-                # libvips leaves the premultiplied sum unclamped; later layers must see it clamped.
-                backdrop = (backdrop > 255).ifthenelse(255, backdrop)
-        else:
-            backdrop = _as_array(backdrop, bounds)
-            if present:
-                _numpy_layer(backdrop, *present[0], bounds)
-    if backdrop is not None:
-        _store_uint8(backdrop, out)
-
-
-def _numpy_layer(backdrop: np.ndarray, layer: Layer, rect: Bounds, bounds: Bounds) -> None:
-    """Blend one layer onto the float backdrop (in [0, 1]) over rect."""
-    target = backdrop[rect.y - bounds.y:rect.bottom - bounds.y, rect.x - bounds.x:rect.right - bounds.x]
-    blend_onto(target, layer.read(rect).astype(np.float32) * np.float32(1 / 255), layer.opacity, layer.blend_mode)
-
-
-# -- libvips --------------------------------------------------------------------------------------
-def _vips_image(pixels: np.ndarray):
-    """A vips image sharing the memory of a contiguous (h, w, 4) array, tagged sRGB."""
-    import pyvips
-
-    h, w = pixels.shape[:2]
-    fmt = "uchar" if pixels.dtype == np.uint8 else "float"
-    return pyvips.Image.new_from_memory(pixels.data, w, h, 4, fmt).copy(interpretation="srgb")
-
-
-def _vips_layer(layer: Layer, rect: Bounds):
-    """The layer's pixels over rect as a vips image, its alpha scaled by the layer's opacity."""
-    image = _vips_image(layer.read(rect))
-    if layer.opacity < 1:
-        # Multiplying by a constant image (one pixel, extended lazily) scales alpha in float32.
-        # Measured inside a 20-layer composite: less CPU than a lookup table (maplut) or linear
-        # (`image * [1, 1, 1, o]`), and about a third of linear's wall time.
-        scale = np.array([[[1, 1, 1, layer.opacity]]], np.float32)
-        const = _vips_image(scale).embed(0, 0, rect.width, rect.height, extend="copy")
-        image = (image * const).copy(interpretation="srgb")
-    return image
-
-
-def _vips_run(backdrop: object, run: list[tuple[Layer, Bounds]], bounds: Bounds):
-    """Composite a run of src-over (and a last plus) layers onto the backdrop with one vips call."""
-    import pyvips
-
-    h, w = bounds.height, bounds.width
-    if backdrop is None:
-        first, rect = run[0]
-        if rect == bounds:
-            # Over a transparent backdrop a layer is itself: it becomes the base, one image less.
-            base, run = _vips_layer(first, rect), run[1:]
-        else:
-            base = pyvips.Image.black(w, h, bands=4).copy(interpretation="srgb")
-    elif isinstance(backdrop, np.ndarray):
-        base = _vips_image(backdrop * np.float32(255))  # libvips's float sRGB runs 0-255
-    else:
-        base = backdrop
-    # A float base makes composite write float: libvips truncates when it writes uchar, and
-    # flatten rounds to nearest.
-    base = base.cast("float")
-    if not run:
-        return base
-    images = [_vips_layer(layer, rect) for layer, rect in run]
-    return base.composite(
-        images, [_VIPS_MODES[layer.blend_mode] for layer, _ in run],
-        x=[r.x - bounds.x for _, r in run], y=[r.y - bounds.y for _, r in run],
-        compositing_space="srgb",
-    )
-
-
-def _as_array(backdrop: object, bounds: Bounds) -> np.ndarray:
-    """The backdrop as a writable float32 (h, w, 4) array in [0, 1]."""
-    if backdrop is None:
-        return np.zeros((bounds.height, bounds.width, 4), np.float32)
-    if isinstance(backdrop, np.ndarray):
-        return backdrop
-    pixels = np.frombuffer(backdrop.write_to_memory(), np.float32).reshape(bounds.height, bounds.width, 4)
-    return pixels * np.float32(1 / 255)
-
-
-def _store_uint8(backdrop: object, out: np.ndarray) -> None:
-    """Round to nearest uint8 into out; pixels whose alpha rounds to 0 become (0, 0, 0, 0)."""
-    if isinstance(backdrop, np.ndarray):
-        scaled = np.clip(backdrop * np.float32(255), 0, 255)
-        out[...] = np.rint(scaled, out=scaled)
-    else:
-        rounded = (backdrop + 0.5).cast("uchar")
-        out[...] = np.frombuffer(rounded.write_to_memory(), np.uint8).reshape(out.shape)
-    transparent = out[..., 3] == 0
-    if transparent.any():
-        out[transparent] = 0
+def _pool() -> ThreadPoolExecutor:
+    """The shared pool flatten's bands run on, made on first use."""
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None:
+            _POOL = ThreadPoolExecutor(_pool_size(), thread_name_prefix="flatten")
+        return _POOL

@@ -169,7 +169,7 @@ def make_layer(pixels, offset=(0, 0), mode=BlendMode.SRC_OVER, opacity=1.0, visi
 
 
 def assert_close(got, want):
-    # Tolerance 1 level: the implementation works in float32 (numpy, and libvips's vector path),
+    # Tolerance 1 level: the implementation works in float32 (plain and premultiplied),
     # the reference in float64; both round to nearest once at the end, so a value lying within
     # float32's error of a .5 boundary may land one level apart, never more.
     assert got.shape == want.shape and got.dtype == np.uint8
@@ -182,15 +182,15 @@ ALL_MODES = list(BlendMode)
 
 
 # -- tests --------------------------------------------------------------------------------------
-@pytest.mark.parametrize("use_vips", [False, True], ids=["numpy", "vips"])
+@pytest.mark.parametrize("premultiplied", [False, True], ids=["straight", "premultiplied"])
 @pytest.mark.parametrize("mode", ALL_MODES, ids=[m.value for m in ALL_MODES])
-def test_each_mode_matches_the_reference(mode, use_vips):
+def test_each_mode_matches_the_reference(mode, premultiplied):
     rng = np.random.default_rng(list(BlendMode).index(mode))
     bounds = Bounds(-3, -2, 23, 19)
     below = make_layer(random_pixels(rng, 16, 20), offset=(-3, -2), opacity=float(rng.uniform(0.5, 1)))
     above = make_layer(random_pixels(rng, 18, 15), offset=(2, -1), mode=mode, opacity=float(rng.uniform(0.3, 1)))
     layers = [below, above]
-    assert_close(_flatten(layers, bounds, use_vips=use_vips), ref_flatten(layers, bounds))
+    assert_close(_flatten(layers, bounds, premultiplied=premultiplied), ref_flatten(layers, bounds))
 
 
 @pytest.mark.parametrize("mode", ALL_MODES, ids=[m.value for m in ALL_MODES])
@@ -200,11 +200,11 @@ def test_each_mode_at_full_opacity_over_opaque_and_transparent(mode):
     below = random_pixels(rng, 12, 12)
     below[:6, :, 3] = 255  # half opaque backdrop, half random alpha including 0
     layers = [make_layer(below), make_layer(random_pixels(rng, 12, 12), mode=mode)]
-    assert_close(_flatten(layers, bounds, use_vips=False), ref_flatten(layers, bounds))
+    assert_close(_flatten(layers, bounds, premultiplied=False), ref_flatten(layers, bounds))
 
 
-@pytest.mark.parametrize("use_vips", [False, True], ids=["numpy", "vips"])
-def test_a_mixed_stack_with_hidden_empty_and_offset_layers(use_vips):
+@pytest.mark.parametrize("premultiplied", [False, True], ids=["straight", "premultiplied"])
+def test_a_mixed_stack_with_hidden_empty_and_offset_layers(premultiplied):
     rng = np.random.default_rng(7)
     modes = [BlendMode.SRC_OVER, BlendMode.MULTIPLY, BlendMode.SRC_OVER, BlendMode.HUE, BlendMode.PLUS,
              BlendMode.SRC_OVER, BlendMode.SOFT_LIGHT, BlendMode.SRC_OVER, BlendMode.LUMINOSITY, BlendMode.SCREEN]
@@ -218,12 +218,12 @@ def test_a_mixed_stack_with_hidden_empty_and_offset_layers(use_vips):
     far = make_layer(random_pixels(rng, 4, 4), offset=(500, 500), mode=BlendMode.DIFFERENCE)
     layers.insert(2, far)  # has tiles, but none inside bounds
     bounds = Bounds(-6, -5, 30, 27)
-    assert_close(_flatten(layers, bounds, use_vips=use_vips), ref_flatten(layers, bounds))
+    assert_close(_flatten(layers, bounds, premultiplied=premultiplied), ref_flatten(layers, bounds))
 
 
 @pytest.mark.parametrize("top", [BlendMode.SRC_OVER, BlendMode.MULTIPLY])
 def test_the_layer_above_plus_sees_the_clamped_sum(top):
-    # libvips keeps the plus sum unclamped inside one composite call; flatten must not.
+    # The premultiplied planes must hold the clamped plus sum for the layer above.
     white = np.full((2, 2, 4), 255, np.uint8)
     grey = np.full((2, 2, 4), 101, np.uint8)
     grey[..., 3] = 255
@@ -232,8 +232,8 @@ def test_the_layer_above_plus_sees_the_clamped_sum(top):
     want = ref_flatten(layers, bounds)
     # 0.5 * 255 + 0.5 * 101, as B(1, Cs) = Cs in both modes; an unclamped sum (2) would give 255
     assert want[0, 0].tolist() == [178, 178, 178, 255]
-    for use_vips in (False, True):
-        assert_close(_flatten(layers, bounds, use_vips=use_vips), want)
+    for premultiplied in (False, True):
+        assert_close(_flatten(layers, bounds, premultiplied=premultiplied), want)
 
 
 def test_known_values_from_the_spec():
@@ -285,7 +285,7 @@ def test_empty_stack_and_empty_bounds():
     assert flatten([layer], Bounds(0, 0, 0, 5)).shape == (5, 0, 4)
 
 
-def test_libvips_and_numpy_paths_agree_on_a_larger_stack():
+def test_premultiplied_and_straight_paths_agree_on_a_larger_stack():
     rng = np.random.default_rng(11)
     side = 300
     layers = [
@@ -296,7 +296,7 @@ def test_libvips_and_numpy_paths_agree_on_a_larger_stack():
         make_layer(random_pixels(rng, side, side), opacity=0.3),
     ]
     bounds = Bounds(0, 0, side, side)
-    assert_close(_flatten(layers, bounds, use_vips=True), _flatten(layers, bounds, use_vips=False))
+    assert_close(_flatten(layers, bounds, premultiplied=True), _flatten(layers, bounds, premultiplied=False))
 
 
 def test_any_piece_of_the_image_equals_the_same_piece_of_the_whole(monkeypatch):
@@ -321,10 +321,10 @@ def test_layers_without_tiles_in_bounds_are_not_read(monkeypatch):
     inside = make_layer(np.full((8, 8, 4), 200, np.uint8))
     outside = make_layer(np.full((8, 8, 4), 50, np.uint8), offset=(1000, 0))
     reads = []
-    original = Layer.read
-    monkeypatch.setattr(Layer, "read", lambda self, b: reads.append(self) or original(self, b))
+    original = Surface.read
+    monkeypatch.setattr(Surface, "read", lambda self, b, out=None: reads.append(self) or original(self, b, out))
     flatten([inside, outside], Bounds(0, 0, 8, 8))
-    assert outside not in reads and inside in reads
+    assert outside.surface not in reads and inside.surface in reads
 
 
 def test_flatten_fills_a_given_array_view(monkeypatch):
