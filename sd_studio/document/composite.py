@@ -18,11 +18,13 @@ chain, and its other blend modes depart from the W3C formula wherever an alpha i
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Sequence
 
+import cv2
 import numpy as np
 
 from sd_studio.document.geometry import Bounds
@@ -30,8 +32,8 @@ from sd_studio.document.layer import BlendMode, Layer
 from sd_studio.document.surface import TILE
 
 
-BAND_PIXELS = 1 << 16
-"""flatten works in horizontal bands of about this many pixels: a band's planes stay in cache."""
+BAND_PIXELS = 1 << 18
+"""flatten works in horizontal bands of about this many pixels (whole rows of tiles where wider)."""
 
 Blend = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
@@ -167,23 +169,37 @@ class _Scratch:
 
     def __init__(self, pixels: int) -> None:
         self.planes = np.empty(4 * pixels, np.float32)
-        self.source = np.empty(4 * pixels, np.uint8)
         self.work = np.empty(4 * pixels, np.float32)
         self.alpha = np.empty(pixels, np.float32)
+        self.pixels = np.empty(4 * pixels, np.uint8)
+        self.channels = np.empty(4 * pixels, np.uint8)
 
     def view(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
         """The first prod(shape) items of a buffer, shaped."""
-        return getattr(self, name)[:int(np.prod(shape))].reshape(shape)
+        return getattr(self, name)[:math.prod(shape)].reshape(shape)
+
+
+def _read_channels(layer: Layer, rect: Bounds, scratch: _Scratch) -> np.ndarray:
+    """The layer's pixels over rect (document space) as uint8 channel planes (4, h, w), in scratch."""
+    shape = (rect.height, rect.width)
+    pixels = layer.surface.read(layer.to_layer(rect), out=scratch.view("pixels", (*shape, 4)))
+    channels = scratch.view("channels", (4, *shape))
+    # cv2.split deinterleaves about ten times faster than a strided numpy copy.
+    planes = list(channels)
+    for plane, got in zip(planes, cv2.split(pixels, planes)):
+        if got is not plane:  # cv2 made its own array after all
+            np.copyto(plane, got)
+    return channels
 
 
 def _over_premultiplied(planes: np.ndarray, source: np.ndarray, opacity: float, mode: BlendMode,
                         scratch: _Scratch) -> None:
-    """Composite uint8 source (h, w, 4) onto premultiplied planes (4, h, w) in place, src-over or plus."""
-    h, w = source.shape[:2]
+    """Composite uint8 source planes (4, h, w) onto premultiplied planes (4, h, w) in place, src-over or plus."""
+    h, w = source.shape[1:]
     alpha = scratch.view("alpha", (h, w))
-    np.multiply(source[..., 3], np.float32(opacity / 255), out=alpha)
+    np.multiply(source[3], np.float32(opacity / 255), out=alpha)
     work = scratch.view("work", (3, h, w))
-    np.copyto(work, source[..., :3].transpose(2, 0, 1))
+    np.copyto(work, source[:3])
     if mode is BlendMode.PLUS:
         work *= alpha
         planes[:3] += work
@@ -202,38 +218,44 @@ def _over_premultiplied(planes: np.ndarray, source: np.ndarray, opacity: float, 
 
 
 def _start_premultiplied(planes: np.ndarray, source: np.ndarray, opacity: float) -> None:
-    """Fill planes (4, h, w) with uint8 source (h, w, 4) over a transparent backdrop (src-over or plus)."""
-    np.multiply(source[..., 3], np.float32(opacity / 255), out=planes[3])
-    np.multiply(source[..., :3].transpose(2, 0, 1), planes[3], out=planes[:3])
+    """Fill planes (4, h, w) with uint8 source planes over a transparent backdrop (src-over or plus).
+
+    Bit for bit what _over_premultiplied gives over zeros, one layer's work cheaper.
+    """
+    np.multiply(source[3], np.float32(opacity / 255), out=planes[3])
+    np.multiply(source[:3], planes[3], out=planes[:3])
 
 
 def _blend_straight(planes: np.ndarray, source: np.ndarray, opacity: float, mode: BlendMode) -> None:
-    """Composite uint8 source (h, w, 4) onto premultiplied planes (4, h, w) with any mode, via blend_onto."""
-    h, w = source.shape[:2]
+    """Composite uint8 source planes (4, h, w) onto premultiplied planes (4, h, w) with any mode, via blend_onto."""
+    h, w = source.shape[1:]
     backdrop = np.empty((h, w, 4), np.float32)
     backdrop[..., 3] = planes[3]
     colour = backdrop[..., :3].transpose(2, 0, 1)
     np.divide(planes[:3], np.maximum(planes[3], np.float32(1e-30)) * np.float32(255), out=colour)
-    blend_onto(backdrop, source.astype(np.float32) * np.float32(1 / 255), opacity, mode)
+    blend_onto(backdrop, source.transpose(1, 2, 0).astype(np.float32) * np.float32(1 / 255), opacity, mode)
     planes[3] = backdrop[..., 3]
     np.multiply(colour, backdrop[..., 3] * np.float32(255), out=planes[:3])
 
 
 def _store(planes: np.ndarray, out: np.ndarray, scratch: _Scratch) -> None:
-    """Round premultiplied planes (4, h, w) to nearest straight uint8 into out (h, w, 4).
+    """Round premultiplied planes (4, h, w) half up to straight uint8 into out (h, w, 4).
 
     Pixels whose alpha rounds to 0 become (0, 0, 0, 0).
     """
+    h, w = planes.shape[1:]
     work = scratch.view("work", planes.shape)
     # Alpha 0 comes with colour 0 (every layer adds alpha wherever it adds colour): 0 / tiny = 0.
     np.divide(planes[:3], np.maximum(planes[3], np.float32(1e-30)), out=work[:3])
     np.multiply(planes[3], np.float32(255), out=work[3])
     np.clip(work, 0, 255, out=work)
-    np.rint(work, out=work)
-    out[...] = work.transpose(1, 2, 0)
-    transparent = out[..., 3] == 0
+    work += np.float32(0.5)
+    channels = scratch.view("channels", (4, h, w))
+    np.copyto(channels, work, casting="unsafe")  # truncates: floor(v + 0.5)
+    transparent = channels[3] == 0
     if transparent.any():
-        out[transparent] = 0
+        np.copyto(channels, 0, where=transparent)
+    out[...] = cv2.merge(list(channels), scratch.view("pixels", (h, w, 4)))
 
 
 # -- flatten --------------------------------------------------------------------------------------
@@ -258,8 +280,8 @@ def _flatten(layers: Sequence[Layer], bounds: Bounds, premultiplied: bool, out: 
     if not rects:
         out.fill(0)
         return out
-    rows = max(1, BAND_PIXELS // w)
-    bands = [Bounds(bounds.x, top, w, min(rows, bounds.bottom - top)) for top in range(bounds.y, bounds.bottom, rows)]
+    bands = _bands(bounds)
+    rows = max(band.height for band in bands)
     fast = _PREMULTIPLIED_MODES if premultiplied else frozenset()
 
     def work(share: list[Bounds]) -> None:
@@ -278,6 +300,18 @@ def _flatten(layers: Sequence[Layer], bounds: Bounds, premultiplied: bool, out: 
     return out
 
 
+def _bands(bounds: Bounds) -> list[Bounds]:
+    """bounds cut into horizontal bands of about BAND_PIXELS, on a grid of whole tile rows if they fit."""
+    rows = max(1, BAND_PIXELS // bounds.width)
+    if rows >= TILE:
+        # A band of whole tile rows reads each tile in one piece: far fewer, larger copies.
+        rows -= rows % TILE
+    cuts = range((bounds.y // rows + 1) * rows, bounds.bottom, rows)
+    tops = [bounds.y, *cuts]
+    bottoms = [*cuts, bounds.bottom]
+    return [Bounds(bounds.x, top, bounds.width, bottom - top) for top, bottom in zip(tops, bottoms)]
+
+
 def _flatten_band(rects: list[tuple[Layer, Bounds]], band: Bounds, out: np.ndarray,
                   fast: frozenset[BlendMode], scratch: _Scratch) -> None:
     """Flatten the layers into out (uint8) over band; each layer comes with where it has tiles."""
@@ -288,7 +322,7 @@ def _flatten_band(rects: list[tuple[Layer, Bounds]], band: Bounds, out: np.ndarr
         rect = rect.intersect(band)
         if rect.is_empty:
             continue  # over the backdrop, a layer without pixels here is an exact identity
-        source = layer.surface.read(layer.to_layer(rect), out=scratch.view("source", (rect.height, rect.width, 4)))
+        source = _read_channels(layer, rect, scratch)
         mode = layer.blend_mode
         if blank and rect == band and mode in fast:
             _start_premultiplied(planes, source, layer.opacity)
