@@ -236,6 +236,21 @@ def test_the_layer_above_plus_sees_the_clamped_sum(top):
         assert_close(_flatten(layers, bounds, premultiplied=premultiplied), want)
 
 
+def test_a_deep_stack_of_faint_src_over_layers_matches_the_reference():
+    # Twenty layers, many nearly transparent: rounding or opacity applied in 8 bits per layer would
+    # drift tens of levels here (an alpha_composite chain does); flatten rounds once, at the end.
+    rng = np.random.default_rng(21)
+    layers = []
+    for i in range(20):
+        pixels = random_pixels(rng, 12, 12)
+        if i % 2:
+            pixels[..., 3] = rng.integers(0, 6, (12, 12))
+            pixels[pixels[..., 3] == 0] = 0
+        layers.append(make_layer(pixels, opacity=float(rng.uniform(0.05, 1))))
+    bounds = Bounds(0, 0, 12, 12)
+    assert_close(flatten(layers, bounds), ref_flatten(layers, bounds))
+
+
 def test_known_values_from_the_spec():
     def one(rgba):
         return np.array([[rgba]], np.uint8)
