@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 import os
 import threading
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Sequence
 
@@ -171,6 +172,7 @@ class _Scratch:
         self.planes = np.empty(4 * pixels, np.float32)
         self.work = np.empty(4 * pixels, np.float32)
         self.alpha = np.empty(pixels, np.float32)
+        self.rest = np.empty(pixels, np.float32)
         self.pixels = np.empty(4 * pixels, np.uint8)
         self.channels = np.empty(4 * pixels, np.uint8)
 
@@ -199,22 +201,22 @@ def _over_premultiplied(planes: np.ndarray, source: np.ndarray, opacity: float, 
     alpha = scratch.view("alpha", (h, w))
     np.multiply(source[3], np.float32(opacity / 255), out=alpha)
     work = scratch.view("work", (3, h, w))
-    np.copyto(work, source[:3])
+    np.copyto(work, source[:3])  # then a float product: faster than one mixed-type multiply
+    work *= alpha
     if mode is BlendMode.PLUS:
-        work *= alpha
         planes[:3] += work
         np.minimum(planes[:3], 255, out=planes[:3])
         planes[3] += alpha
         np.minimum(planes[3], 1, out=planes[3])
         return
-    # c + a * (s - c) is c * (1 - a) + s * a with one pass fewer.
-    work -= planes[:3]
-    work *= alpha
+    # c * (1 - a) + s * a rather than the one pass shorter c + a * (s - c): this form is exact
+    # where a is 0 or 1, so an opaque layer gives the same bits whether what lies below it was
+    # composited (here) or skipped (_start_premultiplied).
+    rest = scratch.view("rest", (h, w))
+    np.subtract(1, alpha, out=rest)
+    planes *= rest
     planes[:3] += work
-    rest = work[0]
-    np.subtract(1, planes[3], out=rest)
-    rest *= alpha
-    planes[3] += rest
+    planes[3] += alpha
 
 
 def _start_premultiplied(planes: np.ndarray, source: np.ndarray, opacity: float) -> None:
@@ -318,7 +320,7 @@ def _flatten_band(rects: list[tuple[Layer, Bounds]], band: Bounds, out: np.ndarr
     h, w = band.height, band.width
     planes = scratch.view("planes", (4, h, w))
     blank = True  # planes not yet written: the backdrop is transparent
-    for layer, rect in rects:
+    for layer, rect in rects[_top_cover(rects, band):]:
         rect = rect.intersect(band)
         if rect.is_empty:
             continue  # over the backdrop, a layer without pixels here is an exact identity
@@ -340,6 +342,53 @@ def _flatten_band(rects: list[tuple[Layer, Bounds]], band: Bounds, out: np.ndarr
         out.fill(0)
     else:
         _store(planes, out, scratch)
+
+
+def _top_cover(rects: list[tuple[Layer, Bounds]], band: Bounds) -> int:
+    """The index of the topmost layer that hides every layer below it in band (0 when none does).
+
+    That is a src-over layer at full opacity, opaque all over the band: over any backdrop it
+    gives its own pixels, bit for bit (see _over_premultiplied), so what lies below is not read.
+    """
+    for index in range(len(rects) - 1, 0, -1):
+        layer, rect = rects[index]
+        if layer.blend_mode is BlendMode.SRC_OVER and layer.opacity == 1 and rect.contains(band):
+            if _opaque(layer, band):
+                return index
+    return 0
+
+
+def _opaque(layer: Layer, bounds: Bounds) -> bool:
+    """Whether every pixel of the layer inside bounds (document space) has alpha 255."""
+    local = layer.to_layer(bounds)
+    for tx, ty in local.tiles(TILE):
+        tile = layer.surface.tile((tx, ty))
+        if tile is None:
+            return False
+        part = local.intersect(Bounds(tx * TILE, ty * TILE, TILE, TILE)).offset(-tx * TILE, -ty * TILE)
+        # The remembered rectangle settles most tiles; a part it overlaps is looked at.
+        if not _translucent(tile).intersect(part).is_empty and tile[part.slices][..., 3].min() < 255:
+            return False
+    return True
+
+
+_TRANSLUCENT: dict[int, tuple[weakref.ref, Bounds]] = {}
+
+
+def _translucent(tile: np.ndarray) -> Bounds:
+    """The tile-local rectangle holding its pixels with alpha below 255; remembered while it lives.
+
+    Stored tiles are never written in place (Surface's contract), so the answer cannot go stale.
+    """
+    key = id(tile)
+    known = _TRANSLUCENT.get(key)
+    if known is not None and known[0]() is tile:
+        return known[1]
+    rows, cols = np.nonzero(tile[..., 3] < 255)
+    found = (Bounds.from_corners(int(cols.min()), int(rows.min()), int(cols.max()) + 1, int(rows.max()) + 1)
+             if rows.size else Bounds(0, 0, 0, 0))
+    _TRANSLUCENT[key] = (weakref.ref(tile, lambda _, key=key: _TRANSLUCENT.pop(key, None)), found)
+    return found
 
 
 def _layer_rect(layer: Layer, bounds: Bounds) -> Bounds:
