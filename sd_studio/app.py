@@ -141,20 +141,34 @@ def create_app(argv: list[str] | None = None):
     return app
 
 
+def start_editor(path: str | None = None, settings=None):
+    """Show the editor window at once and return it: its frame paints first, then (MainWindow.
+    finish_startup) numpy, the document, the panels and the file load, then autosave starts."""
+    create_app()
+    from PySide6.QtCore import Qt
+
+    from sd_studio.ui.main_window import MainWindow
+
+    window = MainWindow(settings=settings, defer=True, initial_path=path)
+    # the incident log's imports wait for the first frame too; they are in place before the rest loads
+    window.building.connect(lambda: _install_crash_handlers(window))
+    if window.first_start:
+        window.setWindowState(window.windowState() | Qt.WindowState.WindowMaximized)
+
+    def ready() -> None:
+        window.finish_autosave = _install_autosave(window)
+
+    window.ready.connect(ready)
+    window.show()
+    return window
+
+
 def run_editor(path: str | None) -> int:
     """Open the editor window (on path when given) and run until it closes; returns the exit status."""
     app = create_app()
-    from sd_studio.ui.main_window import MainWindow
-
-    window = MainWindow()
-    _install_crash_handlers(window)
-    finish_autosave = _install_autosave(window)
-    window.show()
-    if path:
-        from PySide6.QtCore import QTimer
-
-        # Load after the window is on screen so it appears at once, whatever the file's size.
-        QTimer.singleShot(0, lambda: window.open_path(path))
+    window = start_editor(path)
     status = app.exec()
-    finish_autosave()  # a clean exit: the recovery copy goes
+    finish = getattr(window, "finish_autosave", None)
+    if finish is not None:
+        finish()  # a clean exit: the recovery copy goes
     return status

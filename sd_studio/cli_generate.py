@@ -9,10 +9,12 @@ import sys
 import threading
 from contextlib import contextmanager
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from sd_studio.errors import FileError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 BAR_WIDTH = 30
 
@@ -86,6 +88,8 @@ def run_generation(args: argparse.Namespace) -> int:
         finally:
             if bar is not None:
                 bar.close()
+    import numpy as np  # only when generating: `sd-studio --help` and the editor start without it
+
     base = image if image is not None else np.zeros((request.height, request.width, 4), np.uint8)
     paths = output_paths(output, len(result.images))
     for i, path in enumerate(paths):
@@ -144,6 +148,8 @@ def default_models_folder() -> Path:
 
 def read_mask(path: Path) -> np.ndarray:
     """A mask file as (H, W) uint8 luminance (white repaints, black keeps, grey blends), as Pillow's 'L' mode."""
+    import numpy as np
+
     pixels = _read_image(path)
     if pixels.ndim == 2:
         return pixels.astype(np.uint8, copy=False)
@@ -280,6 +286,8 @@ def _check_output(path: Path) -> None:
 
 
 def _read_image(path: Path) -> np.ndarray:
+    import numpy as np
+
     from sd_studio.document.io.images import open_image
 
     if not path.exists():

@@ -9,7 +9,6 @@ from PySide6.QtWidgets import (
     QSpinBox, QVBoxLayout, QWidget,
 )
 
-from sd_studio.document.document import MAX_SIDE
 
 BACKGROUNDS = {"White": (255, 255, 255, 255), "Black": (0, 0, 0, 255), "Transparent": None}
 
@@ -20,6 +19,8 @@ class NewDocumentDialog(QDialog):
     def __init__(self, parent: QWidget | None = None, width: int = 1024, height: int = 1024) -> None:
         super().__init__(parent)
         self.setWindowTitle("New document")
+        from sd_studio.document.document import MAX_SIDE  # numpy loads after the window shows
+
         self.width_box = QSpinBox(minimum=1, maximum=MAX_SIDE, value=width, suffix=" px")
         self.height_box = QSpinBox(minimum=1, maximum=MAX_SIDE, value=height, suffix=" px")
         self.background = QComboBox()

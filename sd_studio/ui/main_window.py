@@ -5,31 +5,27 @@ from __future__ import annotations
 import os
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QSettings, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QActionGroup, QColor, QGuiApplication, QKeySequence
+from PySide6.QtCore import QEvent, QSettings, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QActionGroup, QColor, QGuiApplication, QKeySequence, QPainter
 from PySide6.QtWidgets import (
     QCheckBox, QColorDialog, QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QSlider, QSpinBox,
     QToolBar, QToolButton, QWidget,
 )
 
-from sd_studio.document import commands as cmd
-from sd_studio.document.document import Document
-from sd_studio.document.geometry import Point
-from sd_studio.document.layer import Layer
-from sd_studio.document.surface import Surface
 from sd_studio.errors import SDStudioError
-from sd_studio.ui.canvas import Canvas
 from sd_studio.ui.dialogs import NewDocumentDialog, SettingsDialog, settings_list
-from sd_studio.ui.engine_thread import EngineThread
 from sd_studio.ui.errors import show_error
-from sd_studio.ui.generate_controller import GenerationController
 from sd_studio.ui.icons import icon
-from sd_studio.ui.images import qimage_copy, rgba_from_qimage
-from sd_studio.ui.panels.generate import GeneratePanel
-from sd_studio.ui.panels.history import HistoryPanel
-from sd_studio.ui.panels.layers import LayersPanel
 from sd_studio.ui.tools import TOOL_CLASSES, ToolOptions
+
+# The window's frame (menus, toolbars, docks) needs only Qt; numpy, the document model, the canvas and
+# the panels load in finish_startup(), after a deferred window has painted its first frame.
+if TYPE_CHECKING:
+    from sd_studio.document.document import Document
+    from sd_studio.document.layer import Layer
+    from sd_studio.ui.engine_thread import EngineThread
 
 APP_NAME = "SD Studio"
 OPEN_FILTER = "Images and projects (*.png *.jpg *.jpeg *.webp *.tif *.tiff *.bmp *.gif *.ora);;All files (*)"
@@ -38,32 +34,89 @@ EXPORT_FILTER = "PNG image (*.png);;JPEG image (*.jpg *.jpeg);;WebP image (*.web
 MAX_RECENT = 10
 
 
+class _Backdrop(QWidget):
+    """Stands where the canvas will be, in the canvas's own background, until finish_startup()."""
+
+    def paintEvent(self, event) -> None:  # noqa: N802
+        p = QPainter(self)
+        p.fillRect(event.rect(), self.palette().color(self.backgroundRole()).darker(115))
+        p.end()
+
+
 class MainWindow(QMainWindow):
     """The editor's window: one document, its canvas, tools, panels and the engine thread."""
 
     _models_found = Signal(object)  # from the model-scanning thread
+    building = Signal()  # finish_startup() begins: the window's frame is on screen
+    ready = Signal()  # finish_startup() is done: the canvas, panels, engine and document exist
 
-    def __init__(self, settings: QSettings | None = None, engine: EngineThread | None = None) -> None:
+    def __init__(self, settings: QSettings | None = None, engine: "EngineThread | None" = None, *,
+                 defer: bool = False, initial_path: str | None = None) -> None:
+        """Build the window; with defer, only its frame now and the rest (finish_startup) once it has
+        painted, so it appears at once. initial_path is opened by finish_startup instead of a new document."""
         super().__init__()
         self.settings = settings if settings is not None else QSettings("sd-studio", "sd-studio")
         self.path: str | None = None
         self.doc: Document | None = None
         self.actions: dict[str, QAction] = {}
+        self.is_ready = False
+        self._building = False
+        self._engine_arg = engine
+        self._initial_path = initial_path
+        self._defer_pending = defer
         self.setAcceptDrops(True)
         self.setDockNestingEnabled(True)
+        self.setWindowTitle(f"Untitled — {APP_NAME}")
+
+        self.setCentralWidget(_Backdrop(self))
+        self.options = ToolOptions()
+        self.tools = {cls.name: cls(self.options) for cls in TOOL_CLASSES}
+        self.docks = {title: self._dock(title, QWidget(), Qt.DockWidgetArea.RightDockWidgetArea)
+                      for title in ("Generate", "Layers", "History")}
+
+        self._build_status_bar()
+        self._build_actions()
+        self._build_menus()
+        self._build_toolbars()
+        self.options.changed.connect(self._on_options)
+        self.actions["tool_brush"].setChecked(True)
+        self._restore_window()
+        if not defer:
+            self.finish_startup()
+        else:
+            # in case no frame is ever painted (a hidden or minimised window), do not wait forever
+            QTimer.singleShot(1000, self.finish_startup)
+
+    def event(self, event) -> bool:  # noqa: D102
+        if self._defer_pending and event.type() == QEvent.Type.Paint:
+            self._defer_pending = False
+            QTimer.singleShot(0, self.finish_startup)  # after this frame reaches the screen
+        return super().event(event)
+
+    def finish_startup(self) -> None:
+        """Build the canvas, panels and engine thread and start on a document; does nothing the
+        second time. Emits ready when done."""
+        if self.is_ready or self._building:
+            return
+        self._building = True
+        self._defer_pending = False
+        self.building.emit()
+        from sd_studio.ui.canvas import Canvas
+        from sd_studio.ui.engine_thread import EngineThread
+        from sd_studio.ui.generate_controller import GenerationController
+        from sd_studio.ui.panels.generate import GeneratePanel
+        from sd_studio.ui.panels.history import HistoryPanel
+        from sd_studio.ui.panels.layers import LayersPanel
 
         self.canvas = Canvas(self)
         self.setCentralWidget(self.canvas)
-        self.options = ToolOptions()
-        self.tools = {cls.name: cls(self.options) for cls in TOOL_CLASSES}
-
         self.layers_panel = LayersPanel()
         self.history_panel = HistoryPanel()
         self.generate_panel = GeneratePanel()
-        self._dock("Generate", self.generate_panel, Qt.DockWidgetArea.RightDockWidgetArea)
-        self._dock("Layers", self.layers_panel, Qt.DockWidgetArea.RightDockWidgetArea)
-        self._dock("History", self.history_panel, Qt.DockWidgetArea.RightDockWidgetArea)
+        for title, panel in (("Generate", self.generate_panel), ("Layers", self.layers_panel), ("History", self.history_panel)):
+            self.docks[title].setWidget(panel)
 
+        engine = self._engine_arg
         self.engine = engine if engine is not None else EngineThread(self)
         self.generation = GenerationController(self, self.generate_panel, self.canvas, self.engine)
         self.generation.error.connect(lambda exc: show_error(self, exc, "generate"))
@@ -76,20 +129,40 @@ class MainWindow(QMainWindow):
         for signal in (self.generate_panel.model.currentTextChanged, self.generate_panel.device.currentTextChanged):
             signal.connect(self._show_engine_choice)
 
-        self._build_status_bar()
-        self._build_actions()
-        self._build_menus()
-        self._build_toolbars()
         self.canvas.zoom_changed.connect(lambda z: self.zoom_label.setText(f"{z * 100:.0f}%"))
         self.canvas.cursor_moved.connect(self._on_cursor)
         self.canvas.message.connect(lambda text: self.statusBar().showMessage(text, 4000))
-        self.options.changed.connect(self._on_options)
+        self.canvas.set_show_mask(self.actions["show_mask"].isChecked())
         self._load_settings()
         self._models_found.connect(self.generate_panel.add_found_models)
         QTimer.singleShot(500, self.scan_models)
-        self.select_tool("brush")
-        self.set_document(Document.new(1024, 1024), None)
-        self.resize(1400, 900)
+        self.is_ready = True
+        self.select_tool(next(n for n in self.tools if self.actions[f"tool_{n}"].isChecked()))
+        self._on_options()
+        self._start_document(self._initial_path)
+        self.ready.emit()
+
+    def _start_document(self, path: str | None) -> None:
+        from sd_studio.document.document import Document
+
+        error = None
+        if path:
+            try:
+                from sd_studio.document.io import load_document
+
+                doc = load_document(path)
+            except Exception as exc:  # noqa: BLE001 - shown below, over a new document
+                error = exc
+            else:
+                doc.history.budget_bytes = self._budget()
+                self.set_document(doc, os.fspath(path))
+                self._add_recent(os.fspath(path))
+                return
+        doc = Document.new(1024, 1024)
+        doc.history.budget_bytes = self._budget()
+        self.set_document(doc, None)
+        if error is not None:
+            QTimer.singleShot(0, lambda: show_error(self, error, f"open {path}"))
 
     # -- building ----------------------------------------------------------------------------
     def _dock(self, title: str, widget: QWidget, area) -> QDockWidget:
@@ -111,7 +184,11 @@ class MainWindow(QMainWindow):
         if icon_name:
             action.setIcon(icon(icon_name))
         action.setCheckable(checkable)
-        action.triggered.connect(slot)
+        # a deferred window shows its menus before the document exists: triggers wait for finish_startup
+        if checkable:
+            action.triggered.connect(lambda checked=False: self.is_ready and slot(checked))
+        else:
+            action.triggered.connect(lambda _checked=False: self.is_ready and slot())
         self.addAction(action)  # shortcuts work even when the menu bar is hidden
         self.actions[key] = action
         return action
@@ -135,7 +212,7 @@ class MainWindow(QMainWindow):
         a("zoom_out", "Zoom &out", lambda: self.canvas.zoom_out(), SK.ZoomOut, "mdi6.magnify-minus-outline")
         a("zoom_fit", "&Fit to window", lambda: self.canvas.fit(), "Ctrl+0", "mdi6.fit-to-screen-outline")
         a("zoom_100", "&Actual size (100%)", lambda: self.canvas.actual_size(), "Ctrl+1", "mdi6.numeric-1-box-outline")
-        show_mask = a("show_mask", "Show &mask", self.canvas.set_show_mask, "Ctrl+H", "mdi6.eye-outline", checkable=True)
+        show_mask = a("show_mask", "Show &mask", lambda on: self.canvas.set_show_mask(on), "Ctrl+H", "mdi6.eye-outline", checkable=True)
         show_mask.setChecked(True)
         a("clear_mask", "&Clear mask", self.clear_mask, "Ctrl+Shift+A", "mdi6.selection-off")
         a("invert_mask", "&Invert mask", lambda: self._mask_op("invert_mask"), "Ctrl+I")
@@ -148,8 +225,8 @@ class MainWindow(QMainWindow):
         a("merge_down", "&Merge down", lambda: self.layers_panel.merge_down(), "Ctrl+Shift+E", "mdi6.layers-triple-outline")
         a("flatten", "&Flatten image", lambda: self.layers_panel.flatten(), None, "mdi6.layers-outline")
         a("use_settings", "&Use these settings", lambda: self.use_layer_settings(self.doc.active), None, "mdi6.tune-variant")
-        a("generate", "&Generate", self.generation.generate, ["Ctrl+Return", "Ctrl+Enter"], "mdi6.auto-fix")
-        cancel = a("cancel", "&Cancel generation", self.generation.cancel, "Esc", "mdi6.stop-circle-outline")
+        a("generate", "&Generate", lambda: self.generation.generate(), ["Ctrl+Return", "Ctrl+Enter"], "mdi6.auto-fix")
+        cancel = a("cancel", "&Cancel generation", lambda: self.generation.cancel(), "Esc", "mdi6.stop-circle-outline")
         cancel.setEnabled(False)
         a("bigger", "Bigger brush", self.options.bigger, "]")
         a("smaller", "Smaller brush", self.options.smaller, "[")
@@ -272,6 +349,7 @@ class MainWindow(QMainWindow):
 
     def open_path(self, path: str) -> bool:
         """Open a file in this window (after the unsaved-changes prompt); errors are shown, nothing changes."""
+        self.finish_startup()
         if not self.maybe_save():
             return False
         try:
@@ -304,6 +382,8 @@ class MainWindow(QMainWindow):
             return
         dialog = NewDocumentDialog(self, *self.doc.size)
         if dialog.exec() == NewDocumentDialog.DialogCode.Accepted:
+            from sd_studio.document.document import Document
+
             w, h, bg = dialog.values()
             doc = Document.new(w, h, bg)
             doc.history.budget_bytes = self._budget()
@@ -365,7 +445,8 @@ class MainWindow(QMainWindow):
             return
         self.settings.setValue("window/geometry", self.saveGeometry())
         self.settings.setValue("window/state", self.saveState())
-        self.engine.shutdown(2000)
+        if self.is_ready:
+            self.engine.shutdown(2000)
         event.accept()
 
     # -- recent files and models -------------------------------------------------------------
@@ -400,9 +481,27 @@ class MainWindow(QMainWindow):
         self.generate_panel.device.setCurrentText(str(s.value("engine/device", "auto")))
         self.generate_panel.memory_mode.setCurrentText(str(s.value("engine/memory_mode", "auto")))
         self._show_engine_choice()
-        if s.value("window/geometry") is not None:
-            self.restoreGeometry(s.value("window/geometry"))
-            self.restoreState(s.value("window/state"))
+
+    def _restore_window(self) -> bool:
+        """The geometry and dock layout of the last session; on a first start, most of the screen
+        (first_start is then True and the caller may maximise). Returns whether anything was restored."""
+        geometry = self.settings.value("window/geometry")
+        if geometry is not None and self.restoreGeometry(geometry):
+            state = self.settings.value("window/state")
+            if state is not None:
+                self.restoreState(state)
+            self.first_start = False
+            return True
+        self.first_start = True
+        screen = QGuiApplication.primaryScreen()
+        area = screen.availableGeometry() if screen is not None else None
+        if area is None or area.isEmpty():
+            self.resize(1400, 900)
+        else:
+            size = area.size() * 0.9
+            self.resize(size)
+            self.move(area.center() - self.rect().center())
+        return False
 
     def scan_models(self) -> None:
         """List the models in the configured folders and the Hugging Face cache, off the main thread."""
@@ -429,6 +528,8 @@ class MainWindow(QMainWindow):
     # -- clipboard and drops -----------------------------------------------------------------
     def copy_image(self) -> None:
         """Put the visible composite on the clipboard."""
+        from sd_studio.ui.images import qimage_copy
+
         QGuiApplication.clipboard().setImage(qimage_copy(self.doc.composite()))
         self.statusBar().showMessage("Copied the image", 3000)
 
@@ -437,6 +538,8 @@ class MainWindow(QMainWindow):
         if image.isNull():
             self.statusBar().showMessage("The clipboard holds no image.", 4000)
             return None
+        from sd_studio.ui.images import rgba_from_qimage
+
         return rgba_from_qimage(image)
 
     def paste_as_layer(self) -> None:
@@ -444,6 +547,11 @@ class MainWindow(QMainWindow):
         pixels = self._clipboard_pixels()
         if pixels is None:
             return
+        from sd_studio.document import commands as cmd
+        from sd_studio.document.geometry import Point
+        from sd_studio.document.layer import Layer
+        from sd_studio.document.surface import Surface
+
         surface = Surface(4)
         surface.write(0, 0, pixels)
         vis = self.canvas.visible_bounds()
@@ -455,6 +563,8 @@ class MainWindow(QMainWindow):
         """Start a new document from the clipboard's image."""
         pixels = self._clipboard_pixels()
         if pixels is not None and self.maybe_save():
+            from sd_studio.document.document import Document
+
             self.set_document(Document.from_pixels(pixels), None)
 
     def dragEnterEvent(self, event) -> None:  # noqa: N802
@@ -472,6 +582,8 @@ class MainWindow(QMainWindow):
     def clear_mask(self) -> None:
         """Empty the inpaint mask (undoable)."""
         if not self.doc.mask.is_empty:
+            from sd_studio.document import commands as cmd
+
             self.doc.execute(cmd.clear_mask(self.doc))
 
     def _mask_op(self, name: str, *args) -> None:
@@ -506,7 +618,8 @@ class MainWindow(QMainWindow):
         self.pressure_size.setChecked(o.pressure_size)
         self.pressure_opacity.setChecked(o.pressure_opacity)
         self.color_button.setStyleSheet(f"background: {o.color.name()}; min-width: 22px; border: 1px solid palette(mid);")
-        self.canvas.update_cursor()
+        if self.is_ready:
+            self.canvas.update_cursor()
 
     def _choose_color(self) -> None:
         color = QColorDialog.getColor(self.options.color, self, "Brush colour")

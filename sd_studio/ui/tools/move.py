@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from sd_studio.document.commands import SetLayerProperty
 from sd_studio.document.geometry import Point
 from sd_studio.ui.tools.base import Tool
 
@@ -52,6 +51,8 @@ class MoveTool(Tool):
         self._place(canvas, self._origin)
         layer, self._layer = self._layer, None
         if target != self._origin:
+            from sd_studio.document.commands import SetLayerProperty  # numpy loads after the window shows
+
             canvas.document.execute(SetLayerProperty(layer, "offset", target))
 
     def cancel(self, canvas) -> None:

@@ -1,0 +1,99 @@
+"""Start-up: the window's frame shows first; the document side (canvas, panels, file) follows."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from sd_studio.incidents import uninstall_exception_hooks
+
+
+@pytest.fixture
+def started(qtbot, settings, photo):
+    """The editor as `sd-studio FILE` starts it, torn down without prompts."""
+    from sd_studio.app import start_editor
+
+    windows = []
+
+    def start(path):
+        win = start_editor(str(path) if path else None, settings=settings)
+        windows.append(win)
+        return win
+
+    yield start
+    for win in windows:
+        win.ready.disconnect()
+        if win.is_ready:
+            win.doc.history.mark_clean()
+            getattr(win, "finish_autosave", lambda: None)()
+        win.close()
+        if win.is_ready:
+            win.engine.shutdown()
+        win.deleteLater()
+    uninstall_exception_hooks()
+
+
+def test_the_frame_shows_before_the_document_side_is_built(qtbot, started, photo):
+    win = started(photo)
+    assert not win.is_ready and win.doc is None
+    assert win.windowTitle() == "Untitled — SD Studio"
+    assert win.menuBar().actions() and win.actions["generate"].shortcut().toString()
+    # a trigger that arrives early is ignored, not an AttributeError on a missing canvas
+    win.actions["zoom_in"].trigger()
+    with qtbot.waitSignal(win.ready, timeout=20000):
+        pass
+    assert win.is_ready and win.path == str(photo)
+    assert (win.doc.size.width, win.doc.size.height) == (96, 80)
+    assert win.windowTitle() == "photo.png — SD Studio"
+    assert win.docks["Layers"].widget() is win.layers_panel
+    assert win.centralWidget() is win.canvas
+    assert callable(win.finish_autosave)
+
+
+def test_a_file_that_cannot_be_opened_leaves_a_new_document_and_an_error(qtbot, started, tmp_path, monkeypatch):
+    shown = []
+    monkeypatch.setattr("sd_studio.ui.main_window.show_error", lambda parent, exc, action: shown.append(action))
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"not a png")
+    win = started(bad)
+    qtbot.waitUntil(lambda: bool(shown), timeout=20000)
+    assert win.path is None and (win.doc.size.width, win.doc.size.height) == (1024, 1024)
+    assert shown == [f"open {bad}"]
+
+
+def test_a_window_built_directly_is_complete_at_once(window):
+    assert window.is_ready and window.doc is not None and window.centralWidget() is window.canvas
+
+
+def test_restored_geometry_is_kept(qtbot, settings):
+    from sd_studio.ui.main_window import MainWindow
+
+    first = MainWindow(settings=settings)
+    first.move(37, 23)  # a first start centres the window instead
+    first.show()
+    qtbot.waitExposed(first)
+    first.close()
+    first.engine.shutdown()
+    assert (first.geometry().x(), first.geometry().y()) != (0, 0)
+    second = MainWindow(settings=settings)
+    try:
+        assert not second.first_start
+        assert (second.geometry().x(), second.geometry().y()) == (first.geometry().x(), first.geometry().y())
+    finally:
+        second.engine.shutdown()
+        second.deleteLater()
+        first.deleteLater()
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["info", "--help"], ["generate", "--help"]])
+def test_the_command_line_does_not_import_numpy_torch_or_qt_for_help(argv):
+    code = (
+        "import sys; from sd_studio.cli import main\n"
+        "try:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+        "heavy = sorted({m.split('.')[0] for m in sys.modules} & {'numpy', 'torch', 'diffusers', 'PySide6', 'pyvips', 'cv2'})\n"
+        "print('HEAVY', heavy, file=sys.stderr)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=120)
+    assert "HEAVY []" in out.stderr, out.stderr
