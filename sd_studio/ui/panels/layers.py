@@ -5,7 +5,7 @@ from __future__ import annotations
 from PySide6.QtCore import QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QBrush, QColor, QIcon, QPainter, QPixmap
 from PySide6.QtWidgets import (
-    QAbstractItemView, QCheckBox, QComboBox, QHBoxLayout, QListWidget, QListWidgetItem, QSpinBox,
+    QAbstractItemView, QCheckBox, QComboBox, QHBoxLayout, QListWidget, QListWidgetItem, QMenu, QSpinBox,
     QToolButton, QVBoxLayout, QWidget,
 )
 
@@ -73,6 +73,9 @@ class LayersPanel(QWidget):
         self.list.setDragDropMode(QAbstractItemView.DragDropMode.InternalMove)
         self.list.setEditTriggers(QAbstractItemView.EditTrigger.DoubleClicked | QAbstractItemView.EditTrigger.EditKeyPressed)
         self.list.setObjectName("layerList")
+        self.list.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.list.customContextMenuRequested.connect(self._on_context_menu)
+        self.context_menu: QMenu | None = None  # the menu last opened on a layer (kept for tests)
 
         buttons = QHBoxLayout()
         self.buttons: dict[str, QToolButton] = {}
@@ -215,6 +218,56 @@ class LayersPanel(QWidget):
         self._updating = False
         if layer is self.doc.active:
             self._on_active(layer)
+
+    # -- context menu ------------------------------------------------------------------------
+    def build_context_menu(self, row: int) -> QMenu:
+        """The menu for the layer in a row (made active first): rename, duplicate, delete, merge
+        down, use these settings, show/hide, lock; each action's objectName is layer_menu_<key>."""
+        layer = self.layer_at(row)
+        if layer is not self.doc.active:
+            self.doc.active = layer
+        index = self.doc.layers.index(layer)
+        menu = QMenu(self)
+        menu.setObjectName("layerContextMenu")
+
+        def add(key: str, text: str, slot, icon: str | None = None, enabled: bool = True):
+            action = menu.addAction(_icon(icon) if icon else QIcon(), text)
+            action.setObjectName(f"layer_menu_{key}")
+            action.setEnabled(enabled)
+            action.triggered.connect(slot)
+            return action
+
+        add("rename", "Rename", lambda: self.rename_layer(layer), "mdi6.rename")
+        add("duplicate", "Duplicate", self.duplicate_layer, "mdi6.content-copy")
+        add("delete", "Delete", self.delete_layer, "mdi6.delete-outline", len(self.doc.layers) > 1)
+        add("merge", "Merge down", self.merge_down, "mdi6.layers-triple-outline", index > 0)
+        menu.addSeparator()
+        add("use_settings", "Use these settings", lambda: self.use_settings_requested.emit(layer), "mdi6.tune-variant",
+            bool(layer.metadata.get("parameters")))
+        menu.addSeparator()
+        add("visible", "Hide" if layer.visible else "Show",
+            lambda: self.doc.execute(cmd.SetLayerProperty(layer, "visible", not layer.visible)),
+            "mdi6.eye-off-outline" if layer.visible else "mdi6.eye-outline")
+        lock = add("lock", "Lock", lambda on: self.doc.execute(cmd.SetLayerProperty(layer, "locked", bool(on))), "mdi6.lock-outline")
+        lock.setCheckable(True)
+        lock.setChecked(layer.locked)
+        return menu
+
+    def _on_context_menu(self, pos) -> None:
+        item = self.list.itemAt(pos)
+        if item is None or self.doc is None:
+            return
+        if self.context_menu is not None:
+            self.context_menu.deleteLater()
+        self.context_menu = self.build_context_menu(self.list.row(item))
+        self.context_menu.popup(self.list.viewport().mapToGlobal(pos))
+
+    def rename_layer(self, layer: Layer) -> None:
+        """Start editing a layer's name in the list (Enter commits it as one command)."""
+        if layer in self.doc.layers:
+            item = self.list.item(self.row_of(layer))
+            self.list.setCurrentItem(item)
+            self.list.editItem(item)
 
     # -- user actions ------------------------------------------------------------------------
     def _on_row(self, row: int) -> None:
