@@ -71,8 +71,11 @@ class OpenVinoPart:
 
     def blob_path(self, shapes: tuple) -> Path:
         """The compiled model for these input shapes and this precision hint, exported beside the IR."""
+        import openvino
+
         shape_text = "_".join("x".join(str(d) for d in shape) for shape in shapes)
-        return self.root / self.key / f"{self.name}-{shape_text}-{self.hint}.blob"
+        version = openvino.__version__.split("-")[0]  # blobs do not move between OpenVINO releases
+        return self.root / self.key / f"{self.name}-{shape_text}-ov{version}-{self.hint}.blob"
 
     def ir(self, example_inputs: tuple, progress: ProgressFn = None):
         """The part's IR (an openvino.Model): read from the cache, or converted now and saved; ConversionError if not."""
@@ -140,6 +143,7 @@ class OpenVinoPart:
                     os.replace(tmp, blob)
                 except Exception:
                     pass  # the blob only saves compile time next time
+                self._ir = None  # the weights live in the compiled model now; another shape re-reads the IR (mmap)
             self._compiled[shapes] = compiled
             return compiled
 
