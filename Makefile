@@ -14,7 +14,7 @@ endif
 
 SAMPLE := resources/sample.png
 
-.PHONY: run test bench clean
+.PHONY: run test bench clean package
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,14 @@ test: $(VENV)/.installed-dev
 
 bench: $(VENV)/.installed-dev
 	$(BIN)/python bench/run_all.py
+
+# A self-contained folder dist/sd-studio/ (PyInstaller; see packaging/README.md).
+$(VENV)/.installed-package: pyproject.toml $(VENV)/.installed-run
+	$(BIN)/python -m pip install --quiet -e ".[package]"
+	touch $@
+
+package: $(VENV)/.installed-package
+	$(BIN)/pyinstaller --noconfirm --distpath dist --workpath build/pyinstaller packaging/sd-studio.spec
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info
