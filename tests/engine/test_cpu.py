@@ -85,3 +85,18 @@ def test_nearest_size_keeps_the_aspect():
     wide = nearest_size(Extent(720, 400), sizes)
     assert wide.width > wide.height
     assert nearest_size(Extent(300, 720), sizes).height > 600
+
+
+def test_plan_region_snaps_to_fixed_sizes():
+    import numpy as np
+
+    from sd_studio.engine.region import plan_region
+
+    mask = np.zeros((600, 1000), np.uint8)
+    mask[100:300, 200:700] = 255  # a wide hole
+    sizes = fixed_sizes(512)
+    free = plan_region(Extent(1000, 600), mask, resolution=512)
+    snapped = plan_region(Extent(1000, 600), mask, resolution=512, fixed_sizes=sizes)
+    assert free.target not in sizes  # the plain rule gives an odd size here...
+    assert snapped.target in sizes and snapped.target.width > snapped.target.height  # ...the option a fixed one
+    assert snapped.bounds == free.bounds  # only the model input size changes, not the crop
