@@ -1,4 +1,4 @@
-"""The optional OpenVINO backend: a loaded model's UNet and VAE decoder run by OpenVINO instead of torch.
+"""The optional OpenVINO backend: a loaded model's UNet, VAE decoder and text encoder run by OpenVINO, not torch.
 
 `pip install "sd-studio[openvino]"` enables it. Each part is converted from torch once
 (`openvino.convert_model` with example inputs; the IR keeps batch and spatial sizes dynamic) and saved
@@ -152,7 +152,8 @@ class OpenVinoPart:
         import numpy as np
         import torch
 
-        arrays = [np.ascontiguousarray(t.detach().to(torch.float32).cpu().numpy()) for t in inputs]
+        arrays = [np.ascontiguousarray((t.detach().float() if t.is_floating_point() else t.detach()).cpu().numpy())
+                  for t in inputs]
         request = self.compiled(tuple(inputs), progress)
         out = request(arrays)[0]
         return torch.from_numpy(np.array(out, dtype=np.float32, copy=True))
@@ -196,8 +197,25 @@ def _decoder_core(decoder):
     return DecoderCore().eval()
 
 
+def _text_core(encoder):
+    import torch
+
+    forward = type(encoder).forward
+
+    class TextCore(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.encoder = encoder
+
+        def forward(self, input_ids):
+            out = forward(self.encoder, input_ids=input_ids, return_dict=True)
+            return out.last_hidden_state, out.pooler_output
+
+    return TextCore().eval()
+
+
 class OpenVinoModel:
-    """A loaded model's UNet and VAE decoder served by OpenVINO, installed as their forward; falls back to torch."""
+    """A loaded model's UNet, VAE decoder and text encoder served by OpenVINO, installed as their forward; falls back to torch."""
 
     def __init__(self, model, precision: str, *, root: Path | None = None, convert: Callable | None = None,
                  on_fallback: Callable[[str], None] | None = None) -> None:
@@ -222,6 +240,14 @@ class OpenVinoModel:
         if self.vae is not None:
             self.decoder_part = OpenVinoPart("vae_decoder", _decoder_core(self.vae.decoder), self.key, "f32",
                                              root=root, convert=convert, threads=threads)
+        # The text encoder runs once per image: f32, and a failure to convert it costs only its own speed-up.
+        self.text_encoder = model.components.get("text_encoder")
+        self.text_part = None
+        self.text_failed: str | None = None
+        if self.text_encoder is not None:
+            self.text_part = OpenVinoPart("text_encoder", _text_core(self.text_encoder), self.key, "f32",
+                                          root=root, convert=convert, threads=threads)
+            self.text_encoder.forward = self._text_forward
         self.unet.forward = self._unet_forward
         if self.vae is not None:
             self.vae.decoder.forward = self._decoder_forward
@@ -229,13 +255,16 @@ class OpenVinoModel:
     @property
     def conversions(self) -> int:
         """How many parts were converted from torch by this object (0 when every IR came from the cache)."""
-        return self.unet_part.conversions + (self.decoder_part.conversions if self.decoder_part else 0)
+        parts = (self.unet_part, self.decoder_part, self.text_part)
+        return sum(part.conversions for part in parts if part is not None)
 
     def uninstall(self) -> None:
         """Give the parts their torch forward back."""
         self.unet.__dict__.pop("forward", None)
         if self.vae is not None:
             self.vae.decoder.__dict__.pop("forward", None)
+        if self.text_encoder is not None:
+            self.text_encoder.__dict__.pop("forward", None)
 
     def _fail(self, exc: Exception) -> None:
         self.failed = str(exc)
@@ -291,6 +320,34 @@ class OpenVinoModel:
 
         with torch.no_grad():
             return type(self.unet).get_time_embed(self.unet, sample=sample.float(), timestep=timestep).float()
+
+    def _text_forward(self, input_ids=None, *args, **kwargs):
+        from transformers.modeling_outputs import BaseModelOutputWithPooling
+
+        extras = [k for k, v in kwargs.items() if v is not None and v is not False and k != "return_dict"] + list(args)
+        if self.torch_only or self.failed or self.text_failed or extras or input_ids is None:
+            return type(self.text_encoder).forward(self.text_encoder, input_ids, *args, **kwargs)
+        try:
+            hidden, pooled = self._run_text(input_ids)
+        except ConversionError as exc:
+            self.text_failed = str(exc)
+            self.text_encoder.__dict__.pop("forward", None)
+            if self.progress is not None:
+                self.progress(Progress("converting", 1, 1, message=f"The text encoder stays on torch ({exc})."))
+            return type(self.text_encoder).forward(self.text_encoder, input_ids, *args, **kwargs)
+        out = BaseModelOutputWithPooling(last_hidden_state=hidden, pooler_output=pooled)
+        return out if kwargs.get("return_dict", True) is not False else (hidden, pooled)
+
+    def _run_text(self, input_ids):
+        """(last hidden state, pooled output) of the text encoder for int64 token ids, by OpenVINO."""
+        import numpy as np
+        import torch
+
+        ids = input_ids.to(torch.int64)
+        request = self.text_part.compiled((ids,), self.progress)
+        result = request([np.ascontiguousarray(ids.cpu().numpy())])
+        hidden, pooled = (torch.from_numpy(np.array(result[i], dtype=np.float32, copy=True)) for i in (0, 1))
+        return hidden, pooled
 
     def _decoder_forward(self, z, latent_embeds=None):
         if self.torch_only or self.failed or latent_embeds is not None:

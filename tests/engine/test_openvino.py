@@ -143,7 +143,9 @@ def test_generate_with_the_openvino_backend(tiny_inpaint_dir, tiny_image, tiny_m
     models = ModelCache()
     got = generate(request, progress=events.append, models=models).images[0]
     model = models.get(str(tiny_inpaint_dir), device="cpu", precision="fp32")
-    assert model.openvino is not None and model.openvino.conversions == 2 and not model.openvino.failed
+    # The UNet, the VAE decoder and the text encoder, each converted once.
+    assert model.openvino is not None and model.openvino.conversions == 3 and not model.openvino.failed
+    assert model.openvino.text_failed is None
     assert any("Converting the unet to OpenVINO" in e.message for e in events)
     assert psnr(want, got) > 40
 
@@ -169,3 +171,23 @@ def test_generate_falls_back_when_conversion_fails(tiny_sd_dir, tiny_image, tiny
     assert any("conversion exploded" in e.message and "torch" in e.message for e in events)
     model = models.get(str(tiny_sd_dir), device="cpu", precision="fp32")
     assert model.openvino is None and model.fixed_sizes is None
+
+
+def test_text_encoder_matches_torch(tiny_sd_dir, tmp_path):
+    import torch
+
+    model = fresh_model(tiny_sd_dir)
+    encoder = model.components["text_encoder"]
+    ids = torch.randint(2, 100, (2, 77), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        want = encoder(ids)
+    backend = OpenVinoModel(model, "bf16", root=tmp_path)
+    with torch.no_grad():
+        got = encoder(ids)
+        as_tuple = encoder(ids, return_dict=False)
+        with_states = encoder(ids, output_hidden_states=True)  # not what the IR gives: torch serves it
+    assert backend.conversions == 1 and backend.text_failed is None
+    assert (got[0] - want[0]).abs().max().item() < 1e-4  # f32 always, whatever the UNet's precision
+    assert (got.pooler_output - want.pooler_output).abs().max().item() < 1e-4
+    assert torch.equal(as_tuple[0], got[0])
+    assert len(with_states.hidden_states) == encoder.config.num_hidden_layers + 1
