@@ -80,6 +80,10 @@ def run_generation(args: argparse.Namespace) -> int:
         resolution=args.resolution,
         device=args.device,
         precision=args.precision,
+        memory_mode=args.memory_mode,
+        loras=tuple(args.lora),
+        match_color=args.match_color,
+        whole_image=args.whole_image,
     )
     bar = None if args.quiet else ProgressBar(sys.stderr)
     with _cancel_on_interrupt() as cancelled, _cpu_settings(args):
@@ -257,8 +261,29 @@ def _common(parser: argparse.ArgumentParser, *, prompt_required: bool) -> None:
         "--cpu-backend", choices=("torch", "openvino", "auto"), default=None,
         help="on a processor: torch, or OpenVINO (pip install 'sd-studio[openvino]'; converts the model once)",
     )
+    parser.add_argument(
+        "--memory-mode", choices=("auto", "none", "attention-slicing", "vae-tiling", "cpu-offload"), default="auto",
+        help="how to save GPU memory (auto: by free VRAM)",
+    )
+    parser.add_argument(
+        "--lora", action="append", type=_lora, default=[], metavar="FILE[:WEIGHT]",
+        help="apply a LoRA .safetensors file with a weight (default 1.0); repeat for several",
+    )
+    parser.add_argument("--match-color", action="store_true", help="match the result's colour to its surroundings")
+    parser.add_argument("--whole-image", action="store_true", help="generate over the whole image, not just the mask's region")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(func=run_generation)
+
+
+def _lora(text: str) -> tuple[str, float]:
+    """FILE or FILE:WEIGHT; a Windows drive letter's colon is not a weight."""
+    path, sep, weight = text.rpartition(":")
+    if sep and path and not (len(path) == 1 and path.isalpha()):
+        try:
+            return path, float(weight)
+        except ValueError:
+            pass
+    return text, 1.0
 
 
 def _integer(text: str) -> int:

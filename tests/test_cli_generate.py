@@ -172,3 +172,29 @@ def test_an_unwritable_output_is_refused_before_generating(scratched, capsys):
     assert "format" in _one_error_line(capsys)
     assert main(args + ["-o", str(folder / "missing" / "out.png")]) == 2
     assert "does not exist" in _one_error_line(capsys)
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("style.safetensors", ("style.safetensors", 1.0)),
+        ("style.safetensors:0.4", ("style.safetensors", 0.4)),
+        ("C:/loras/style.safetensors", ("C:/loras/style.safetensors", 1.0)),
+        ("C:/loras/style.safetensors:-1.5", ("C:/loras/style.safetensors", -1.5)),
+        ("odd:name.safetensors", ("odd:name.safetensors", 1.0)),
+    ],
+)
+def test_lora_arguments_take_an_optional_weight(text, expected):
+    from sd_studio.cli_generate import _lora
+
+    assert _lora(text) == expected
+
+
+def test_whole_image_and_match_color_reach_the_classical_fill(scratched):
+    folder, clean, photo, mask = scratched
+    out = folder / "whole.png"
+    args = ["inpaint", str(folder / "photo.png"), "--mask", str(folder / "mask.png"), "-o", str(out), "--quiet"]
+    assert main(args + ["--whole-image", "--match-color"]) == 0
+    params = parse_parameters(Image.open(out).info["parameters"])
+    width, height = Image.open(folder / "photo.png").size
+    assert params["width"] == width and params["height"] == height  # the region was the whole image

@@ -215,3 +215,26 @@ def tiny_mask():
     mask = np.zeros((TINY_IMAGE, TINY_IMAGE), np.uint8)
     mask[20:44, 20:44] = 255
     return mask
+
+
+def save_tiny_lora(model_dir: Path, path: Path) -> Path:
+    """A LoRA .safetensors for a tiny model's UNet, with random (non-zero) weights, as trainers save it."""
+    import torch
+    from diffusers import StableDiffusionPipeline, UNet2DConditionModel
+    from peft import LoraConfig
+    from peft.utils import get_peft_model_state_dict
+
+    torch.manual_seed(0)
+    unet = UNet2DConditionModel.from_pretrained(model_dir / "unet")
+    unet.add_adapter(LoraConfig(r=4, lora_alpha=4, target_modules=["to_q", "to_k", "to_v", "to_out.0"],
+                                init_lora_weights=False))
+    StableDiffusionPipeline.save_lora_weights(
+        path.parent, unet_lora_layers=get_peft_model_state_dict(unet), weight_name=path.name, safe_serialization=True
+    )
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_lora(tiny_sd_dir, tmp_path_factory) -> Path:
+    """A LoRA file for tiny_sd_dir."""
+    return save_tiny_lora(tiny_sd_dir, tmp_path_factory.mktemp("lora") / "style.safetensors")

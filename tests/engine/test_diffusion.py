@@ -181,23 +181,8 @@ def test_long_prompts_are_encoded_in_chunks_not_cut(sd_model):
     assert _differ(a, b)  # the words past token 75 still steer the image
 
 
-def _write_lora(model_dir, path):
-    from diffusers import StableDiffusionPipeline, UNet2DConditionModel
-    from peft import LoraConfig
-    from peft.utils import get_peft_model_state_dict
-
-    torch.manual_seed(0)
-    unet = UNet2DConditionModel.from_pretrained(model_dir / "unet")
-    unet.add_adapter(LoraConfig(r=4, lora_alpha=4, target_modules=["to_q", "to_k", "to_v", "to_out.0"],
-                                init_lora_weights=False))
-    StableDiffusionPipeline.save_lora_weights(
-        path.parent, unet_lora_layers=get_peft_model_state_dict(unet), weight_name=path.name, safe_serialization=True
-    )
-    return path
-
-
-def test_lora_changes_the_image_and_is_unloaded_afterwards(fresh_model, tiny_sd_dir, tmp_path):
-    lora = _write_lora(tiny_sd_dir, tmp_path / "style.safetensors")
+def test_lora_changes_the_image_and_is_unloaded_afterwards(fresh_model, tiny_lora):
+    lora = tiny_lora
     baseline = run(fresh_model, seeds=[9])[0]
     with_lora = run(fresh_model, seeds=[9], loras=((str(lora), 1.0),))[0]
     weaker = run(fresh_model, seeds=[9], loras=((str(lora), 0.3),))[0]

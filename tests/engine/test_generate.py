@@ -227,3 +227,36 @@ def test_cli_inpaint_with_a_model_writes_parameters(tiny_inpaint_dir, tmp_path):
     params = parse_parameters(written.info["parameters"])
     assert params["prompt"] == "cat, sitting" and params["seed"] == 77 and params["steps"] == 2
     assert params["model"] == tiny_inpaint_dir.name
+
+
+def test_cli_applies_loras_with_their_weights(tiny_sd_dir, tiny_lora, tmp_path):
+    from PIL import Image
+
+    from sd_studio.cli import main
+    from sd_studio.document.io.parameters import parse_parameters
+
+    Image.fromarray(_photo(64, 64)).save(tmp_path / "in.png")
+    common = ["img2img", str(tmp_path / "in.png"), "--model", str(tiny_sd_dir), "--steps", "2", "--seed", "5",
+              "--prompt", "a cat", "--device", "cpu", "--quiet", "--memory-mode", "attention-slicing"]
+    outputs = {}
+    for name, extra in {"plain": [], "full": ["--lora", str(tiny_lora)], "weak": ["--lora", f"{tiny_lora}:0.3"]}.items():
+        out = tmp_path / f"{name}.png"
+        assert main(common + ["-o", str(out)] + extra) == 0
+        outputs[name] = np.asarray(Image.open(out))
+    assert not np.array_equal(outputs["plain"], outputs["full"])
+    assert not np.array_equal(outputs["full"], outputs["weak"])
+    params = parse_parameters(Image.open(tmp_path / "plain.png").info["parameters"])
+    assert params["seed"] == 5
+
+
+def test_cli_refuses_a_missing_lora(tiny_sd_dir, tmp_path, capsys):
+    from PIL import Image
+
+    from sd_studio.cli import main
+
+    Image.fromarray(_photo(64, 64)).save(tmp_path / "in.png")
+    status = main(["img2img", str(tmp_path / "in.png"), "-o", str(tmp_path / "out.png"), "--model", str(tiny_sd_dir),
+                   "--prompt", "a cat", "--steps", "1", "--quiet", "--lora", str(tmp_path / "gone.safetensors:0.5")])
+    assert status == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("sd-studio: error:") and "LoRA" in err[0]
