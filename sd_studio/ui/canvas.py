@@ -190,7 +190,7 @@ class Canvas(QWidget):
         anchor = QPointF(self.width() / 2, self.height() / 2) if anchor is None else anchor
         fixed = self.to_document(anchor)
         self._zoom = zoom
-        self._origin = anchor - fixed * zoom
+        self._origin = _whole_pixels(anchor - fixed * zoom)
         self._fit_pending = False
         self.zoom_changed.emit(zoom)
         self.update()
@@ -223,7 +223,7 @@ class Canvas(QWidget):
         if self._doc is None:
             return
         w, h = self._doc.size
-        self._origin = QPointF((self.width() - w * self._zoom) / 2, (self.height() - h * self._zoom) / 2)
+        self._origin = _whole_pixels(QPointF((self.width() - w * self._zoom) / 2, (self.height() - h * self._zoom) / 2))
         self.update()
 
     def pan(self, dx: float, dy: float) -> None:
@@ -445,3 +445,9 @@ def _checker_brush(cell: int = 8) -> QBrush:
     p.fillRect(cell, cell, cell, cell, QColor(255, 255, 255))
     p.end()
     return QBrush(pixmap)
+
+
+def _whole_pixels(p: QPointF) -> QPointF:
+    # the document's corner on a whole widget pixel: at 100% (and every integer zoom) each document
+    # pixel then covers whole screen pixels instead of being smeared across two
+    return QPointF(round(p.x()), round(p.y()))

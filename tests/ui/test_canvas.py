@@ -161,4 +161,20 @@ def test_wheel_zooms_about_the_pointer(qtbot):
     QApplication.sendEvent(canvas, event)
     assert canvas.zoom > zoom
     after = canvas.to_document(at)
-    assert abs(after.x() - under.x()) < 1e-6 and abs(after.y() - under.y()) < 1e-6
+    # the same document point stays under the pointer, to within the half screen pixel that keeping
+    # the document's corner on a whole pixel costs
+    half_pixel = 0.5 / canvas.zoom + 1e-9
+    assert abs(after.x() - under.x()) <= half_pixel and abs(after.y() - under.y()) <= half_pixel
+    origin = canvas.to_widget(QPointF(0, 0))
+    assert origin.x() == round(origin.x()) and origin.y() == round(origin.y())
+
+
+def test_a_centred_document_at_100_percent_sits_on_whole_screen_pixels(qtbot):
+    """An odd gap between canvas and document must not put every pixel half way between two."""
+    doc = Document.new(96, 80)
+    canvas = _canvas(qtbot, doc, (401, 301))
+    canvas.actual_size()
+    origin = canvas.to_widget(QPointF(0, 0))
+    assert (origin.x(), origin.y()) == (round(origin.x()), round(origin.y()))
+    doc_point = canvas.to_document(QPointF(origin.x() + 10, origin.y() + 10))
+    assert (doc_point.x(), doc_point.y()) == (10.0, 10.0)
