@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import QEvent, QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QActionGroup, QColor, QGuiApplication, QKeySequence, QPainter
 from PySide6.QtWidgets import (
-    QCheckBox, QColorDialog, QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QSlider, QSpinBox,
-    QToolBar, QToolButton, QWidget,
+    QCheckBox, QColorDialog, QDockWidget, QFileDialog, QFrame, QLabel, QMainWindow, QMessageBox, QScrollArea, QSlider,
+    QSpinBox, QToolBar, QToolButton, QWidget,
 )
 
 from sd_studio.errors import SDStudioError
@@ -87,7 +87,8 @@ class MainWindow(QMainWindow):
             # in case no frame is ever painted (a hidden or minimised window), do not wait forever
             QTimer.singleShot(1000, self.finish_startup)
 
-    def event(self, event) -> bool:  # noqa: D102
+    def event(self, event) -> bool:
+        """Qt's event dispatch; the first paint of a deferred window starts the rest of the start-up."""
         if self._defer_pending and event.type() == QEvent.Type.Paint:
             self._defer_pending = False
             QTimer.singleShot(0, self.finish_startup)  # after this frame reaches the screen
@@ -113,8 +114,17 @@ class MainWindow(QMainWindow):
         self.layers_panel = LayersPanel()
         self.history_panel = HistoryPanel()
         self.generate_panel = GeneratePanel()
-        for title, panel in (("Generate", self.generate_panel), ("Layers", self.layers_panel), ("History", self.history_panel)):
-            self.docks[title].setWidget(panel)
+        # The Generate panel scrolls: opening Advanced must never make the window taller than the screen.
+        scroll = QScrollArea(objectName="generateScroll", widgetResizable=True, frameShape=QFrame.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setWidget(self.generate_panel)
+        self.docks["Generate"].setWidget(scroll)
+        self.docks["Layers"].setWidget(self.layers_panel)
+        self.docks["History"].setWidget(self.history_panel)
+        if self.first_start:
+            # the Generate panel as tall as it needs, a short History, the Layers list gets the rest
+            self.resizeDocks([self.docks["Generate"], self.docks["Layers"], self.docks["History"]],
+                             [self.generate_panel.sizeHint().height(), 10_000, 140], Qt.Orientation.Vertical)
 
         engine = self._engine_arg
         self.engine = engine if engine is not None else EngineThread(self)

@@ -335,7 +335,7 @@ class GeneratePanel(QWidget):
         diffusion = mode != "fill"
         for w in (self.prompt, self.negative, self.model, self.model_button, self.scheduler, self.steps,
                   self.guidance, self.variants, self.seed, self.dice, self.seed_lock, self.resolution,
-                  self.device, self.memory_mode, self.whole_image, self.match_color):
+                  self.device, self.memory_mode, self.precision, self.whole_image, self.match_color):
             w.setEnabled(diffusion)
         self.strength.setEnabled(mode in ("img2img", "inpaint"))
         self.strength.setValue(DEFAULT_STRENGTH[mode])
@@ -386,6 +386,8 @@ class GeneratePanel(QWidget):
         self.progress.setRange(0, 1)
         self.progress.setValue(1 if text.startswith("Done") else 0)
         self.progress.setFormat(text)
+        if self.status.text().strip().lower() == text.strip().lower():
+            self.status.setText("")  # the bar says it already
 
     def offer_variants(self, count: int) -> None:
         """Show the chooser for count variants (0 hides it)."""
