@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import QEvent, QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QActionGroup, QColor, QGuiApplication, QKeySequence, QPainter
 from PySide6.QtWidgets import (
-    QCheckBox, QColorDialog, QDockWidget, QFileDialog, QFrame, QLabel, QMainWindow, QMessageBox, QScrollArea, QSlider,
-    QSpinBox, QToolBar, QToolButton, QWidget,
+    QCheckBox, QColorDialog, QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QSlider, QSpinBox,
+    QToolBar, QToolButton, QWidget,
 )
 
 from sd_studio.errors import SDStudioError
@@ -114,17 +114,11 @@ class MainWindow(QMainWindow):
         self.layers_panel = LayersPanel()
         self.history_panel = HistoryPanel()
         self.generate_panel = GeneratePanel()
-        # The Generate panel scrolls: opening Advanced must never make the window taller than the screen.
-        scroll = QScrollArea(objectName="generateScroll", widgetResizable=True, frameShape=QFrame.Shape.NoFrame)
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        scroll.setWidget(self.generate_panel)
-        self.docks["Generate"].setWidget(scroll)
+        self.docks["Generate"].setWidget(self.generate_panel)
         self.docks["Layers"].setWidget(self.layers_panel)
         self.docks["History"].setWidget(self.history_panel)
         if self.first_start:
-            # the Generate panel as tall as it needs, a short History, the Layers list gets the rest
-            self.resizeDocks([self.docks["Generate"], self.docks["Layers"], self.docks["History"]],
-                             [self.generate_panel.sizeHint().height(), 10_000, 140], Qt.Orientation.Vertical)
+            QTimer.singleShot(0, self._share_dock_height)  # once the new docks are laid out
 
         engine = self._engine_arg
         self.engine = engine if engine is not None else EngineThread(self)
@@ -491,6 +485,25 @@ class MainWindow(QMainWindow):
         self.generate_panel.device.setCurrentText(str(s.value("engine/device", "auto")))
         self.generate_panel.memory_mode.setCurrentText(str(s.value("engine/memory_mode", "auto")))
         self._show_engine_choice()
+
+    def _share_dock_height(self) -> None:
+        # Qt splits docks evenly (and widens them when asked for heights). On a first start the Generate
+        # panel gets all it asks for, so its Generate button is in sight; History gets a few lines and
+        # Layers the rest, or, on a short screen, History becomes a tab behind Layers.
+        generate_dock, layers_dock, history_dock = (self.docks[name] for name in ("Generate", "Layers", "History"))
+        docks = [generate_dock, layers_dock, history_dock]
+        available = sum(d.height() for d in docks)
+        generate = generate_dock.widget().sizeHint().height() + generate_dock.height() - generate_dock.widget().height()
+        history, layers = 140, available - generate - 140
+        if layers < 200:
+            self.tabifyDockWidget(layers_dock, history_dock)
+            layers_dock.raise_()
+            docks, sizes = [generate_dock, layers_dock], [generate, max(120, available - generate)]
+        else:
+            sizes = [generate, layers, history]
+        self.resizeDocks(docks, sizes, Qt.Orientation.Vertical)
+        width = max(d.widget().sizeHint().width() for d in docks)
+        self.resizeDocks(docks, [width] * len(docks), Qt.Orientation.Horizontal)  # the canvas keeps the rest
 
     def _restore_window(self) -> bool:
         """The geometry and dock layout of the last session; on a first start, most of the screen

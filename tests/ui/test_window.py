@@ -283,3 +283,18 @@ def test_settings_dialog_stores_and_applies(window, monkeypatch):
     assert window.doc.history.budget_bytes == 256 << 20
     assert window.generate_panel.device.currentText() == "cpu"
     assert window.generate_panel.settings()["model"] == "some/hub-model"
+
+
+def test_a_first_start_shows_the_generate_button_and_leaves_the_canvas_most_of_the_width(window, qtbot):
+    from PySide6.QtCore import QPoint
+
+    button = window.generate_panel.generate_button
+    dock = window.docks["Generate"]
+
+    def button_in_sight():
+        corner = button.mapTo(dock, QPoint(button.width() - 1, button.height() - 1))
+        return button.isVisible() and dock.rect().contains(corner)
+
+    qtbot.waitUntil(button_in_sight)
+    assert window.canvas.width() > window.width() / 2
+    assert window.docks["Layers"].height() >= 100 and window.docks["History"].height() >= 100

@@ -6,10 +6,10 @@ import random
 import sys
 import threading
 
-from PySide6.QtCore import QSignalBlocker, Qt, QTimer, Signal
+from PySide6.QtCore import QSignalBlocker, QSize, Qt, QTimer, Signal
 from PySide6.QtWidgets import (
-    QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit,
-    QMenu, QPlainTextEdit, QProgressBar, QPushButton, QSpinBox, QToolButton, QVBoxLayout, QWidget,
+    QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QFrame, QHBoxLayout, QLabel, QLineEdit,
+    QMenu, QPlainTextEdit, QProgressBar, QPushButton, QScrollArea, QSpinBox, QToolButton, QVBoxLayout, QWidget,
 )
 
 from sd_studio.ui.generation import MODE_LABELS
@@ -216,18 +216,31 @@ class GeneratePanel(QWidget):
         buttons = QHBoxLayout()
         buttons.addWidget(self.generate_button, 1)
         buttons.addWidget(self.cancel_button)
+        # The settings scroll when the dock is short (Advanced open on a laptop screen); the Generate and
+        # Cancel buttons, the progress and the variant chooser below them always stay in sight.
+        body = QWidget()
+        body_layout = QVBoxLayout(body)
+        body_layout.setContentsMargins(6, 6, 6, 0)
+        body_layout.addLayout(form)
+        body_layout.addWidget(self.advanced)
+        body_layout.addWidget(self._advanced_body)
+        body_layout.addStretch(1)
+        self.settings_area = _WholeSizeScrollArea(objectName="generateScroll", widgetResizable=True,
+                                                  frameShape=QFrame.Shape.NoFrame)
+        self.settings_area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.settings_area.setWidget(body)
         layout = QVBoxLayout(self)
-        layout.setContentsMargins(6, 6, 6, 6)
-        layout.addLayout(form)
-        layout.addWidget(self.advanced)
-        layout.addWidget(self._advanced_body)
-        layout.addLayout(buttons)
-        layout.addWidget(self.progress)
-        layout.addWidget(self.variant_box)
-        layout.addWidget(self.status)
+        layout.setContentsMargins(0, 0, 0, 6)
+        layout.addWidget(self.settings_area, 1)
+        footer = QVBoxLayout()
+        footer.setContentsMargins(6, 0, 6, 0)
+        footer.addLayout(buttons)
+        footer.addWidget(self.progress)
+        footer.addWidget(self.variant_box)
+        footer.addWidget(self.status)
         self.cpu_hint = CpuHint(self)  # expected time per image, and a few-step preset on a CPU
-        layout.addWidget(self.cpu_hint)
-        layout.addStretch(1)
+        footer.addWidget(self.cpu_hint)
+        layout.addLayout(footer)
 
         self.mode.currentIndexChanged.connect(self._on_mode)
         self.dice.clicked.connect(self.roll_seed)
@@ -428,3 +441,12 @@ def _seed_validator(parent):
 
     return QRegularExpressionValidator(QRegularExpression(r"\d{0,10}"), parent)
 
+
+class _WholeSizeScrollArea(QScrollArea):
+    """A scroll area that asks for its whole content's size: the dock opens as tall as the settings
+    want, and scrolls only when the window is too short for them."""
+
+    def sizeHint(self) -> QSize:  # noqa: N802 - Qt's name
+        """The content's own size hint, plus room for the vertical scroll bar."""
+        hint = self.widget().sizeHint()
+        return QSize(hint.width() + self.verticalScrollBar().sizeHint().width(), hint.height())
