@@ -39,8 +39,8 @@ bench: $(VENV)/.installed-dev
 	$(BIN)/python bench/run_all.py
 
 # A self-contained folder dist/sd-studio/ (PyInstaller; see packaging/README.md).
-$(VENV)/.installed-package: pyproject.toml $(VENV)/.installed-run
-	$(BIN)/python -m pip install --quiet -e ".[package]"
+$(VENV)/.installed-package: packaging/requirements.txt $(VENV)/.installed-run
+	$(BIN)/python -m pip install --quiet -r packaging/requirements.txt
 	touch $@
 
 package: $(VENV)/.installed-package

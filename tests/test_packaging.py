@@ -126,4 +126,4 @@ def test_the_built_app_generates_with_a_tiny_model_like_the_source_does(tmp_path
     frozen = np.asarray(Image.open(tmp_path / "frozen.png"))
     source = np.asarray(Image.open(tmp_path / "source.png"))
     assert frozen.shape == (64, 64, 4)
-    np.testing.assert_array_equal(frozen, source)
+    np.testing.assert_array_equal(frozen, source, err_msg="the built app differs from the source: `make package` again?")
