@@ -7,6 +7,7 @@ a Turbo or Lightning model: 4 steps at guidance 0).
 
 from __future__ import annotations
 
+import re
 import statistics
 import sys
 import time
@@ -28,18 +29,68 @@ LCM_PRESET = Preset("LCM: 4 steps, guidance 1", "LCM", 4, 1.0)
 TURBO_PRESET = Preset("Turbo: 4 steps, guidance 0", "Euler a", 4, 0.0)
 
 
-def _names(model: str | None, loras=()) -> tuple[str, list[str]]:
-    model_name = Path(model).name.lower() if model else ""
-    lora_names = [Path(str(path)).name.lower() for path, *_ in (loras or ())]
-    return model_name, lora_names
+# whole words only: "lcm" in "sdxl_lcm-lora" or "LCM_Dreamshaper", not in "malcolm"
+_LCM_WORDS = re.compile(r"(?<![a-z])lcm(?![a-z])")
+_TURBO_WORDS = re.compile(r"(?<![a-z])(turbo|lightning|hyper-?sd)(?![a-z])")
+_FEW_STEP_SCHEDULERS = {"LCMScheduler": "lcm"}
+
+
+def _signature(spec: str | None) -> str:
+    """Everything that can tell a few-step model by name or content, lower-cased: the whole id or path
+    (a cached hub download keeps its repo id in the path: models--latent-consistency--lcm-lora-sdv1-5/...),
+    the scheduler a diffusers folder ships with, and a .safetensors file's own metadata."""
+    if not spec:
+        return ""
+    path = Path(spec).expanduser()
+    # the name, and a hub cache folder's repo id; not the folders above (a user called Malcolm)
+    words = [path.name, *(part for part in path.parts if part.startswith("models--"))]
+    try:
+        if path.is_dir():
+            words.append(_scheduler_kind(path / "scheduler" / "scheduler_config.json"))
+        elif path.suffix.lower() == ".safetensors" and path.is_file():
+            words.append(_metadata_text(path))
+    except OSError:
+        pass  # a path being typed, or unreadable: the name alone decides
+    return " ".join(words).lower()
+
+
+def _scheduler_kind(config: Path) -> str:
+    import json
+
+    try:
+        name = json.loads(config.read_text(encoding="utf-8")).get("_class_name", "")
+    except (OSError, ValueError, AttributeError):
+        return ""
+    return _FEW_STEP_SCHEDULERS.get(name, "")
+
+
+_METADATA_CACHE: dict[tuple[str, int, int], str] = {}
+
+
+def _metadata_text(path: Path) -> str:
+    # the header is read once per file version: the panel asks on every keystroke in the model box
+    stat = path.stat()
+    key = (str(path), stat.st_size, stat.st_mtime_ns)
+    if key not in _METADATA_CACHE:
+        from sd_studio.engine.models import read_safetensors_header
+        from sd_studio.errors import ModelError
+
+        try:
+            metadata = read_safetensors_header(path).get("__metadata__") or {}
+        except ModelError:
+            metadata = {}
+        _METADATA_CACHE[key] = " ".join(f"{k} {v}" for k, v in metadata.items() if isinstance(v, str))[:100_000]
+    return _METADATA_CACHE[key]
 
 
 def suggest_preset(model: str | None, loras=()) -> Preset | None:
-    """The few-step preset the model allows, judged by its name and its LoRAs' names, or None."""
-    model_name, lora_names = _names(model, loras)
-    if "lcm" in model_name or any("lcm" in name for name in lora_names):
+    """The few-step preset the model allows, judged by its id or path, its scheduler or file metadata, and
+    those of its LoRAs, or None."""
+    model_text = _signature(model)
+    lora_texts = [_signature(str(path)) for path, *_ in (loras or ())]
+    if any(_LCM_WORDS.search(text) for text in (model_text, *lora_texts)):
         return LCM_PRESET
-    if any(word in model_name for word in ("turbo", "lightning", "hyper-sd", "hypersd")):
+    if _TURBO_WORDS.search(model_text):
         return TURBO_PRESET
     return None
 
@@ -47,7 +98,8 @@ def suggest_preset(model: str | None, loras=()) -> Preset | None:
 def runs_on_cpu(device_setting: str) -> bool:
     """True when generations with this device setting run on the processor (for "auto": no GPU seen by torch).
 
-    torch is only asked once something else imported it, so the editor never waits for the import.
+    torch is only asked once something else imported it, so the editor never waits for the import; until
+    then the answer comes from the operating system: an NVIDIA or ROCm driver, or Apple silicon, means a GPU.
     """
     if device_setting == "cpu":
         return True
@@ -55,9 +107,20 @@ def runs_on_cpu(device_setting: str) -> bool:
         return False
     torch = sys.modules.get("torch")
     if torch is None:
-        return False
+        return not _gpu_driver_present()
     mps = getattr(torch.backends, "mps", None)
     return not torch.cuda.is_available() and not (mps is not None and mps.is_available())
+
+
+def _gpu_driver_present() -> bool:
+    import os
+    import platform
+
+    if sys.platform == "darwin":
+        return platform.machine() == "arm64"  # MPS
+    if sys.platform == "win32":
+        return (Path(os.environ.get("SystemRoot", r"C:\Windows")) / "System32" / "nvcuda.dll").exists()
+    return Path("/proc/driver/nvidia/version").exists() or Path("/dev/kfd").exists()
 
 
 def effective_steps(steps: int, strength: float | None, mode: str) -> int:

@@ -90,3 +90,55 @@ def test_variants_do_not_count_the_decode_between_them_as_a_step():
         clock.now += 10.0  # decode, then the next variant's first step
     timer.finish()
     assert timer.step_seconds == [1.0, 1.0]
+
+
+def _safetensors(path, metadata):
+    """A real one-tensor .safetensors file with the given metadata."""
+    import numpy as np
+    from safetensors.numpy import save_file
+
+    save_file({"lora_unet_down.alpha": np.ones(1, np.float32)}, str(path), metadata=metadata)
+    return path
+
+
+def test_a_hub_cache_download_is_known_by_its_repo_id(tmp_path):
+    snapshot = tmp_path / "hub" / "models--latent-consistency--lcm-lora-sdv1-5" / "snapshots" / "0123abc"
+    snapshot.mkdir(parents=True)
+    lora = _safetensors(snapshot / "pytorch_lora_weights.safetensors", {"format": "pt"})
+    assert suggest_preset("/models/v1-5.safetensors", ((str(lora), 1.0),)) == LCM_PRESET
+
+
+def test_a_diffusers_folder_is_known_by_its_scheduler(tmp_path):
+    import json
+
+    folder = tmp_path / "my-favourite-model"
+    (folder / "scheduler").mkdir(parents=True)
+    (folder / "scheduler" / "scheduler_config.json").write_text(json.dumps({"_class_name": "LCMScheduler"}))
+    assert suggest_preset(str(folder)) == LCM_PRESET
+    (folder / "scheduler" / "scheduler_config.json").write_text(json.dumps({"_class_name": "PNDMScheduler"}))
+    assert suggest_preset(str(folder)) is None
+
+
+def test_a_single_file_is_known_by_its_metadata(tmp_path):
+    plain = _safetensors(tmp_path / "model-a.safetensors", {"modelspec.title": "Dreamy realism v3"})
+    turbo = _safetensors(tmp_path / "model-b.safetensors", {"modelspec.title": "DreamShaper XL Turbo"})
+    assert suggest_preset(str(plain)) is None
+    assert suggest_preset(str(turbo)) == TURBO_PRESET
+
+
+def test_only_whole_words_count():
+    assert suggest_preset("/home/malcolm/models/portrait.safetensors") is None
+    assert suggest_preset("/models/lcm/portrait.safetensors") is None  # a folder above says nothing of the file
+    assert suggest_preset("/models/dreamshaper_lcm.safetensors") == LCM_PRESET
+
+
+def test_runs_on_cpu_before_torch_is_imported_asks_the_system(monkeypatch):
+    import sys
+
+    import sd_studio.engine.presets as presets
+
+    monkeypatch.delitem(sys.modules, "torch", raising=False)
+    monkeypatch.setattr(presets, "_gpu_driver_present", lambda: False)
+    assert runs_on_cpu("auto")
+    monkeypatch.setattr(presets, "_gpu_driver_present", lambda: True)
+    assert not runs_on_cpu("auto")
