@@ -11,6 +11,9 @@ TORCH_SPEC ?= torch>=2.4
 else
 TORCH_SPEC ?= torch==2.13.0
 endif
+# PyPI's Linux torch wheels carry CUDA (several GB); TORCH_INDEX=https://download.pytorch.org/whl/cpu
+# takes the small CPU build from PyTorch's own index instead (empty: the configured indexes only).
+TORCH_INDEX ?=
 
 SAMPLE := resources/sample.png
 
@@ -21,7 +24,7 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 $(VENV)/.installed-run: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet "$(TORCH_SPEC)"
+	$(BIN)/python -m pip install --quiet $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX)) "$(TORCH_SPEC)"
 	$(BIN)/python -m pip install --quiet -e .
 	touch $@
 
