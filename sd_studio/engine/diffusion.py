@@ -161,8 +161,9 @@ def run_diffusion(
     """One (height, width, 3) uint8 RGB image per seed from `model` in `mode`; all or nothing.
 
     `image` is (height, width, 3) uint8 at the model input size (multiples of 8); `mask` (height, width)
-    uint8, 255 repaints. A 9-channel inpainting model inpaints natively; an ordinary model inpaints by
-    blending masked latents each step. Prompts longer than 75 tokens are encoded in 75-token chunks
+    uint8, 255 repaints. A 9-channel inpainting model inpaints natively (and runs txt2img and img2img
+    through its inpaint pipeline with an all-white mask); an ordinary model inpaints by blending masked
+    latents each step. Prompts longer than 75 tokens are encoded in 75-token chunks
     (not cut), with A1111 emphasis such as "(word:1.3)". `loras` are (.safetensors path, weight) pairs
     applied for this call only. Each seed has its own torch.Generator, so a seed reproduces its image on the same device.
     `progress` gets Progress("denoising", step, total, preview) after every step; when `cancel()`
@@ -184,6 +185,8 @@ def run_diffusion(
     if scheduler not in SCHEDULERS:
         raise GenerationError(f"Unknown sampler {scheduler!r}; choose one of: {', '.join(SCHEDULERS)}.")
 
+    if getattr(model, "is_inpaint", False) and mode != "inpaint":
+        mode, image, mask, strength = _as_inpaint(mode, image, strength, width, height)
     pipe = model.pipeline(mode)
     openvino = getattr(model, "openvino", None)
     if openvino is not None:  # engine/openvino_backend.py: convert/compile for this shape first, with messages
@@ -225,6 +228,18 @@ def run_diffusion(
                     if progress is not None:
                         progress(Progress("retrying", 0, 0, message=f"Out of memory; retrying with {lower}"))
     return results
+
+
+def _as_inpaint(mode: str, image, strength: float, width: int, height: int):
+    """(mode, image, mask, strength) that run txt2img/img2img through an inpainting model, as A1111 does.
+
+    The mask is all white, so the UNet's masked-image input is blank (what A1111 feeds it); img2img keeps
+    its image and strength, txt2img starts from pure noise (strength 1) over a grey image.
+    """
+    mask = np.full((height, width), 255, np.uint8)
+    if mode == "txt2img":
+        return "inpaint", np.full((height, width, 3), 128, np.uint8), mask, 1.0
+    return "inpaint", image, mask, strength
 
 
 def _inference_steps(steps: int, strength: float, mode: str) -> int:

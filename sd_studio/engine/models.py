@@ -332,14 +332,20 @@ class LoadedModel:
     _pipelines: dict = field(default_factory=dict, repr=False)
 
     def pipeline(self, mode: str):
-        """A diffusers pipeline for mode ("txt2img" | "img2img" | "inpaint") sharing this model's components (no reload)."""
+        """A diffusers pipeline for mode ("txt2img" | "img2img" | "inpaint") sharing this model's components (no reload).
+
+        An inpainting model (9-channel UNet) fits only the inpaint pipeline, so every mode gets that one;
+        run_diffusion gives txt2img and img2img an all-white mask, as A1111 does.
+        """
+        names = FAMILY_PIPELINES["sdxl" if self.family == "sdxl" else "sd"]
+        if mode not in names:
+            raise GenerationError(f"Unknown mode {mode!r}; use txt2img, img2img or inpaint.")
+        if self.is_inpaint:
+            mode = "inpaint"
         if mode in self._pipelines:
             return self._pipelines[mode]
         import diffusers
 
-        names = FAMILY_PIPELINES["sdxl" if self.family == "sdxl" else "sd"]
-        if mode not in names:
-            raise GenerationError(f"Unknown mode {mode!r}; use txt2img, img2img or inpaint.")
         cls = getattr(diffusers, names[mode])
         wanted = set(cls._get_signature_keys(cls)[0]) | set(cls._get_signature_keys(cls)[1])
         kwargs = {k: v for k, v in self.components.items() if k in wanted}

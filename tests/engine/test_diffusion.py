@@ -235,3 +235,26 @@ def test_sdxl_models_use_the_xl_pipelines_in_every_mode(tiny_sdxl_dir, tiny_imag
     assert embeds["pooled_prompt_embeds"].shape == (1, 32)
     empty_negative = encode_prompts(model.pipeline("txt2img"), "sdxl", "a fox", "", "cpu", torch.float32)
     assert not empty_negative["negative_prompt_embeds"].any()  # SDXL's zeros for an empty negative prompt
+
+
+def test_inpainting_model_draws_txt2img_reproducibly_by_seed(inpaint_model):
+    first = run(inpaint_model, "txt2img", seeds=[31], width=SIZE, height=2 * SIZE)[0]
+    again = run(inpaint_model, "txt2img", seeds=[31], width=SIZE, height=2 * SIZE)[0]
+    other = run(inpaint_model, "txt2img", seeds=[32], width=SIZE, height=2 * SIZE)[0]
+    assert first.shape == (2 * SIZE, SIZE, 3) and first.dtype == np.uint8
+    assert np.array_equal(first, again) and _differ(first, other)
+    assert type(inpaint_model.pipeline("txt2img")).__name__ == "StableDiffusionInpaintPipeline"
+    assert inpaint_model.pipeline("txt2img").unet is inpaint_model.components["unet"]  # no second load
+
+
+def test_inpainting_model_redraws_img2img_from_its_source_at_its_strength(inpaint_model, tiny_image):
+    def img2img(image, strength, progress=None):
+        return run(inpaint_model, "img2img", image=image, strength=strength, steps=4, seeds=[8], progress=progress)[0]
+
+    totals = []
+    first = img2img(tiny_image, 0.5, lambda p: totals.append(p.total) if p.phase == "denoising" else None)
+    assert first.shape == (SIZE, SIZE, 3)
+    assert totals and totals[-1] == 2  # strength 0.5 of 4 steps, as img2img runs them
+    assert np.array_equal(img2img(tiny_image, 0.5), first)
+    assert _differ(img2img(255 - tiny_image, 0.5), first)  # the source shapes the result
+    assert _differ(img2img(tiny_image, 0.75), first)

@@ -206,6 +206,32 @@ def test_diffusion_cancel_during_denoising_raises(tiny_sd_dir, models):
     assert denoising and max(e.step for e in denoising) < 5
 
 
+def test_an_inpainting_model_runs_txt2img_and_img2img_by_seed(tiny_inpaint_dir, models):
+    """A1111 runs both through the inpaint pipeline with an all-white mask; so do we (no tensor-size crash)."""
+    def txt2img(seed):
+        request = GenerationRequest("txt2img", prompt="x", steps=2, seed=seed, width=64, height=128,
+                                    model=str(tiny_inpaint_dir), device="cpu")
+        return generate(request, models=models)
+
+    first = txt2img(5)
+    assert first.region == Bounds(0, 0, 64, 128) and first.images[0].shape == (128, 64, 4)
+    assert np.array_equal(txt2img(5).images[0], first.images[0])
+    assert not np.array_equal(txt2img(6).images[0], first.images[0])
+    assert first.parameters[0]["mode"] == "txt2img"
+    image = _photo(72, 96)
+
+    def img2img(seed):
+        request = GenerationRequest("img2img", image=image, prompt="x", steps=4, seed=seed, strength=0.5,
+                                    model=str(tiny_inpaint_dir), device="cpu")
+        return generate(request, models=models)
+
+    redrawn = img2img(9)
+    assert redrawn.region == Bounds(0, 0, 96, 72) and redrawn.images[0].shape == (72, 96, 4)
+    assert np.array_equal(img2img(9).images[0], redrawn.images[0])
+    assert not np.array_equal(img2img(10).images[0], redrawn.images[0])
+    assert redrawn.parameters[0]["denoising_strength"] == 0.5
+
+
 def test_cli_inpaint_with_a_model_writes_parameters(tiny_inpaint_dir, tmp_path):
     from PIL import Image
 
