@@ -5,14 +5,16 @@ atomically) and `<doc_id>.json` (where it came from, when, and the id of the pro
 it; written after the .ora, so its presence means the copy is complete). A copy whose process is
 no longer running is what a crash left behind; `RecoveryStore.pending()` lists those.
 
-Use from the editor (all calls on the main thread; nothing here imports Qt):
+Use from the editor (all calls on the main thread, none of which waits for a save;
+nothing here imports Qt):
 
     saver = Autosaver(doc, RecoveryStore(), source_path=path, interval_s=60)
     saver.start()
     QTimer every ~1 s   -> saver.tick()          # saves when modified and the interval has passed
     generation applied  -> saver.request_save()  # saves now
     after Save As       -> saver.source_path = new_path
-    clean close of doc  -> saver.close()          # removes the copy
+    clean close of doc  -> saver.close()          # removes the copy (on the autosave thread)
+    application exit    -> saver.join()           # the only wait on the main thread
     at start-up         -> for e in RecoveryStore().pending(): offer e; restore(e) or discard(e)
 """
 
@@ -176,9 +178,11 @@ class Autosaver:
     """Keeps a recovery copy of one document, written on a background thread.
 
     The main thread only takes snapshots (`snapshot_document`, a few milliseconds even for large
-    documents); encoding and writing happen on the autosave thread, and a newer snapshot replaces
-    one still waiting. Errors never reach the caller: they are logged to the incident log, kept
-    in `last_error` and passed to on_error (called on the autosave thread).
+    documents) and sets flags; it never waits for the autosave thread. Encoding, writing and
+    removing the copy happen on that thread: a newer snapshot replaces one still waiting, and a
+    removal asked for during a save happens once that save is written. Errors never reach the
+    caller: they are logged to the incident log, kept in `last_error` and passed to on_error
+    (called on the autosave thread).
     """
 
     def __init__(self, doc, store: RecoveryStore | None = None, doc_id: str | None = None,
@@ -194,11 +198,13 @@ class Autosaver:
         self.saves = 0
         """How many recovery copies were written (tests and the status bar read it)."""
         self._changed = True
-        self._has_copy = False
+        self._has_copy = False  # main thread only: a copy exists or is on its way
         self._last_request = time.monotonic()
         self._pending = None
+        self._remove = False  # delete the copy once the save being written (if any) is done
         self._busy = False
         self._closed = False
+        self._worker = False  # the autosave thread is running and will look at the flags again
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
         doc.events.history_changed.connect(self._on_history)
@@ -208,14 +214,17 @@ class Autosaver:
 
     def start(self) -> "Autosaver":
         """Start the autosave thread; returns self."""
-        if self._thread is None:
+        if self._thread is None and not self._closed:
             self._thread = threading.Thread(target=self._run, name="autosave", daemon=True)
+            with self._cond:
+                self._worker = True
             self._thread.start()
         return self
 
     def tick(self) -> bool:
         """Call often from the main thread: saves when the document changed and the interval has
-        passed, and removes the copy once the document is saved (clean); True when it saved."""
+        passed, and has the copy removed once the document is saved (clean); True when it saved.
+        It never waits for a save being written."""
         if not self.doc.is_modified:
             if self._has_copy:
                 self._discard()
@@ -232,6 +241,7 @@ class Autosaver:
         snapshot = snapshot_document(self.doc)
         self._changed = False
         self._last_request = time.monotonic()
+        self._has_copy = True
         with self._cond:
             self._pending = (snapshot, self.source_path)
             self._cond.notify_all()
@@ -239,10 +249,13 @@ class Autosaver:
             self.start()
 
     def flush(self, timeout: float | None = None) -> bool:
-        """Wait until every requested save is written; False when timeout passed first."""
+        """Wait until every requested save and removal is done; False when timeout passed first.
+        Not for the main thread of a GUI (tests, scripts, application exit)."""
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
-            while self._pending is not None or self._busy:
+            while self._pending is not None or self._remove or self._busy:
+                if not self._worker:
+                    break  # nobody left to do the work
                 left = None if deadline is None else deadline - time.monotonic()
                 if left is not None and left <= 0:
                     return False
@@ -250,23 +263,38 @@ class Autosaver:
         return True
 
     def close(self, discard: bool = True) -> None:
-        """Stop the autosave thread; on a clean exit (discard) remove the recovery copy."""
-        self.doc.events.history_changed.disconnect(self._on_history)
+        """Stop taking snapshots and let the autosave thread finish on its own; with discard (a
+        clean close) the copy is removed, after any save being written. Returns at once: call
+        join() at application exit so the thread's last work is done before the process ends."""
+        if not self._closed:
+            self.doc.events.history_changed.disconnect(self._on_history)
         with self._cond:
             self._closed = True
             if discard:
                 self._pending = None
             self._cond.notify_all()
-        if self._thread is not None:
-            self._thread.join()
         if discard:
             self._discard()
 
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for the autosave thread to end after close(); False when timeout passed first.
+        Only at application exit: the main thread waits here."""
+        if self._thread is None:
+            return True
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
     def _discard(self) -> None:
+        self._has_copy = False
         with self._cond:
-            while self._busy:
-                self._cond.wait()
-            self._has_copy = False
+            self._pending = None  # a snapshot of the document before it was saved is stale
+            if self._worker:
+                self._remove = True
+                self._cond.notify_all()
+                return
+        self._remove_copy()  # no thread (never started, or gone): nothing to wait for
+
+    def _remove_copy(self) -> None:
         try:
             self.store.remove(self.doc_id)
         except OSError as exc:
@@ -279,19 +307,28 @@ class Autosaver:
             pass
         while True:
             with self._cond:
-                while self._pending is None and not self._closed:
+                while self._pending is None and not self._remove and not self._closed:
                     self._cond.wait()
-                if self._pending is None:
+                if self._remove:
+                    # a removal asked for after any waiting snapshot was taken (discard drops those)
+                    self._remove = False
+                    job = None
+                elif self._pending is not None:
+                    job = self._pending
+                    self._pending = None
+                else:
+                    self._worker = False  # under the lock: a later _discard removes the copy itself
                     return
-                snapshot, source = self._pending
-                self._pending = None
                 self._busy = True
             try:
-                # half the cores at most, so the UI thread always finds one free
-                self.store.save(snapshot, self.doc_id, source, workers=max(1, (os.cpu_count() or 2) // 2))
-                self._has_copy = True
-                self.saves += 1
-                self.last_error = None
+                if job is None:
+                    self._remove_copy()
+                else:
+                    snapshot, source = job
+                    # half the cores at most, so the UI thread always finds one free
+                    self.store.save(snapshot, self.doc_id, source, workers=max(1, (os.cpu_count() or 2) // 2))
+                    self.saves += 1
+                    self.last_error = None
             except Exception as exc:  # noqa: BLE001 - an autosave failure must not take the app down
                 self._failed(exc)
             finally:

@@ -119,6 +119,7 @@ def test_autosaver_writes_in_the_background_what_the_document_was(tmp_path):
     assert saver.saves == 1 and saver.last_error is None
     _same(expected, saver.store.restore(saver.store.entries()[0]))
     saver.close()
+    assert saver.join(timeout=60)
     assert saver.store.entries() == []  # a clean exit leaves nothing behind
 
 
@@ -130,7 +131,7 @@ def test_tick_saves_modified_documents_and_drops_the_copy_once_saved(tmp_path):
     assert saver.tick() is False  # nothing changed since
     doc.history.mark_clean()  # the user saved
     saver.tick()
-    assert saver.store.entries() == []
+    assert saver.flush(timeout=60) and saver.store.entries() == []
     slow = Autosaver(doc, RecoveryStore(tmp_path / "slow"), interval_s=3600)
     doc.execute(SetLayerProperty(doc.layers[0], "opacity", 0.5))
     assert slow.tick() is False  # modified, but the interval has not passed
@@ -143,6 +144,7 @@ def test_close_without_discard_keeps_the_copy(tmp_path):
     saver = Autosaver(doc, RecoveryStore(tmp_path), doc_id="k")
     saver.request_save()
     saver.close(discard=False)
+    assert saver.join(timeout=60)  # the waiting save is still written
     assert [e.doc_id for e in saver.store.entries()] == ["k"]
 
 
@@ -177,6 +179,73 @@ def test_autosave_thread_does_not_block_the_caller(tmp_path):
     release.set()
     assert saver.flush(timeout=60)
     saver.close()
+
+
+class _SlowStore(RecoveryStore):
+    """A real store whose saves wait for `release`: `entered` when a save begins, `written` when done."""
+
+    def __init__(self, folder) -> None:
+        super().__init__(folder)
+        self.entered, self.release, self.written = threading.Event(), threading.Event(), threading.Event()
+
+    def save(self, *args, **kwargs):
+        """Wait for release (30 s at most, so a regression fails instead of hanging), then save."""
+        self.entered.set()
+        self.release.wait(30)
+        try:
+            return super().save(*args, **kwargs)
+        finally:
+            self.written.set()
+
+
+def test_tick_does_not_wait_for_a_save_being_written(tmp_path):
+    doc = _build()
+    store = _SlowStore(tmp_path)
+    saver = Autosaver(doc, store, doc_id="busy", interval_s=0).start()
+    assert saver.tick() is True
+    assert store.entered.wait(30)
+    doc.history.mark_clean()  # Ctrl+S while the autosave is writing
+    saver.tick()
+    assert not store.written.is_set()  # tick returned while the save was still being written
+    store.release.set()
+    assert saver.flush(timeout=60)
+    assert store.written.is_set() and store.entries() == []  # the copy written late is removed after all
+    saver.tick()
+    assert saver.flush(timeout=60) and store.entries() == []
+    saver.close()
+    assert saver.join(timeout=60)
+
+
+def test_close_does_not_wait_and_the_thread_removes_the_copy(tmp_path):
+    doc = _build()
+    store = _SlowStore(tmp_path)
+    saver = Autosaver(doc, store, doc_id="closing").start()
+    saver.request_save()
+    assert store.entered.wait(30)
+    saver.close(discard=True)
+    assert not store.written.is_set()  # close returned while the save was still being written
+    saver.request_save()  # closed: ignored
+    store.release.set()
+    assert saver.join(timeout=60)
+    assert store.written.is_set() and store.entries() == []
+
+
+def test_a_modified_document_saved_again_after_a_discard_keeps_its_new_copy(tmp_path):
+    doc = _build()
+    store = _SlowStore(tmp_path)
+    saver = Autosaver(doc, store, doc_id="again", interval_s=0).start()
+    saver.request_save()
+    assert store.entered.wait(30)
+    doc.history.mark_clean()
+    saver.tick()  # removal queued behind the running save
+    doc.execute(SetLayerProperty(doc.layers[0], "opacity", 0.25))  # modified again
+    assert saver.tick() is True  # a new snapshot, after the removal
+    store.release.set()
+    assert saver.flush(timeout=60)
+    [entry] = store.entries()
+    assert store.restore(entry).layers[0].opacity == 0.25
+    saver.close()
+    assert saver.join(timeout=60) and store.entries() == []
 
 
 def test_a_process_killed_while_editing_leaves_a_copy_that_restores(tmp_path):
