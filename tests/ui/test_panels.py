@@ -88,3 +88,31 @@ def test_history_panel_jumps(window, qtbot):
     history.list.setCurrentRow(2)
     qtbot.waitUntil(lambda: doc.history.index == 2)
     assert len(doc.layers) == 3
+
+
+def test_layer_opacity_applies_live_and_a_burst_is_one_undo_step(window, photo, qtbot):
+    from PySide6.QtTest import QTest
+
+    window.open_path(str(photo))
+    doc, panel = window.doc, window.layers_panel
+    layer = doc.active
+    before = np.array(doc.composite(), copy=True)
+    panel.opacity.setFocus()
+    for _ in range(3):  # the arrow keys (or the spin arrows, the wheel) step it; focus never leaves
+        QTest.keyClick(panel.opacity, Qt.Key.Key_Down)
+    assert panel.opacity.value() == 97
+    assert layer.opacity == 0.97  # at once, no editingFinished needed
+    assert not np.array_equal(doc.composite(), before)
+    # The burst becomes one undo step once the box rests; undo takes the whole of it back.
+    qtbot.waitUntil(lambda: len(doc.history) == 1, timeout=5000)
+    assert doc.history.names == ["Change opacity of “Background”"]
+    window.actions["undo"].trigger()
+    assert layer.opacity == 1.0 and panel.opacity.value() == 100
+    np.testing.assert_array_equal(doc.composite(), before)
+    window.actions["redo"].trigger()
+    assert layer.opacity == 0.97
+    # Undo while a burst is still going first makes it its own step, then undoes it.
+    QTest.keyClick(panel.opacity, Qt.Key.Key_Down)
+    assert layer.opacity == 0.96 and len(doc.history) == 1
+    window.actions["undo"].trigger()
+    assert layer.opacity == 0.97 and len(doc.history) == 2 and doc.history.index == 1

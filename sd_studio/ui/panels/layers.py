@@ -17,6 +17,8 @@ from sd_studio.ui.images import qimage_copy
 from sd_studio.ui.panels.thumbnails import thumbnail
 
 THUMB = 40
+OPACITY_SETTLE_MS = 700
+"""How long the opacity box rests before the change since it was first touched becomes one undo step."""
 _CHECKER: QBrush | None = None
 
 
@@ -57,6 +59,13 @@ class LayersPanel(QWidget):
         self._updating = False
         self._dirty_thumbs: set[int] = set()
         self._thumb_timer = QTimer(self, singleShot=True, interval=150, timeout=self._refresh_thumbnails)
+        # An opacity change shows at once; a burst of them (arrows held, the wheel, typing) becomes one undo
+        # step when the box rests or loses focus: the command is made at the first change and pushed, already
+        # done, at the end (as a brush stroke is).
+        self._opacity_edit: cmd.SetLayerProperty | None = None
+        self._opacity_start = 1.0
+        self._opacity_live = False
+        self._opacity_timer = QTimer(self, singleShot=True, interval=OPACITY_SETTLE_MS, timeout=self.commit_opacity)
 
         self.blend = QComboBox(toolTip="Blend mode")
         for mode in BlendMode:
@@ -115,14 +124,17 @@ class LayersPanel(QWidget):
         self.list.itemChanged.connect(self._on_item_changed)
         self.list.dropped.connect(self._on_drop)
         self.blend.activated.connect(lambda _i: self._set("blend_mode", self.blend.currentData()))
-        self.opacity.editingFinished.connect(lambda: self._set("opacity", self.opacity.value() / 100))
+        self.opacity.valueChanged.connect(self._on_opacity)
+        self.opacity.editingFinished.connect(self.commit_opacity)
         self.lock.toggled.connect(lambda on: self._set("locked", bool(on)))
 
     # -- document ----------------------------------------------------------------------------
     def set_document(self, doc: Document) -> None:
         """Show another document's layers."""
+        self.commit_opacity()
         if self.doc is not None:
             ev = self.doc.events
+            ev.history_changed.disconnect(self._on_history)
             ev.layers_changed.disconnect(self.rebuild)
             ev.active_changed.disconnect(self._on_active)
             ev.layer_property_changed.disconnect(self._on_property)
@@ -133,6 +145,7 @@ class LayersPanel(QWidget):
         ev.active_changed.connect(self._on_active)
         ev.layer_property_changed.connect(self._on_property)
         ev.layer_pixels_changed.connect(self._on_layer_pixels)
+        ev.history_changed.connect(self._on_history)
         self.rebuild()
 
     def layer_at(self, row: int) -> Layer:
@@ -205,7 +218,7 @@ class LayersPanel(QWidget):
         self.buttons["use_settings"].setEnabled(layer is not None and "parameters" in layer.metadata)
 
     def _on_property(self, layer: Layer, prop: str) -> None:
-        if layer not in self.doc.layers:
+        if layer not in self.doc.layers or self._opacity_live:
             return
         item = self.list.item(self.row_of(layer))
         self._updating = True
@@ -292,6 +305,42 @@ class LayersPanel(QWidget):
     def _on_drop(self, source_row: int, target_row: int) -> None:
         layer = self.layer_at(source_row)
         self.doc.execute(cmd.MoveLayer(layer, len(self.doc.layers) - 1 - target_row))
+
+    def _on_opacity(self, percent: int) -> None:
+        layer = self.doc.active if self.doc else None
+        if self._updating or layer is None:
+            return
+        value = percent / 100
+        if self._opacity_edit is not None and self._opacity_edit.layer is not layer:
+            self.commit_opacity()
+        if self._opacity_edit is None:
+            if layer.opacity == value:
+                return
+            self._opacity_start = layer.opacity
+            self._opacity_edit = cmd.SetLayerProperty(layer, "opacity", value)
+        self._opacity_edit.value = value
+        self._opacity_live = True  # the box already shows it: no echo back while the user types
+        try:
+            self._opacity_edit.redo(self.doc)
+        finally:
+            self._opacity_live = False
+        self._opacity_timer.start()
+
+    def commit_opacity(self) -> None:
+        """Make the opacity changed since the box was first touched one undo step (the box rests or loses focus)."""
+        self._opacity_timer.stop()
+        edit, self._opacity_edit = self._opacity_edit, None
+        if edit is None or self.doc is None or edit.layer not in self.doc.layers:
+            return
+        if edit.layer.opacity != edit.value or edit.value == self._opacity_start:
+            return  # something else (an undo) changed it meanwhile, or it is back where it started
+        self.doc.push_done(edit)
+
+    def _on_history(self) -> None:
+        edit = self._opacity_edit
+        if edit is not None and (edit.layer not in self.doc.layers or edit.layer.opacity != edit.value):
+            self._opacity_timer.stop()  # an undo or redo replaced the value being changed: nothing to record
+            self._opacity_edit = None
 
     def _set(self, prop: str, value) -> None:
         layer = self.doc.active if self.doc else None
