@@ -1,11 +1,18 @@
 """atomic_output / atomic_write: the target holds its old bytes or all of its new ones."""
 
 import os
+import signal
 import stat
+import subprocess
+import sys
+import time
 
+import numpy as np
 import pytest
 
-from sd_studio.document.io.atomic import atomic_output, atomic_write
+from sd_studio.document.io import atomic
+from sd_studio.document.io.atomic import atomic_output, atomic_write, clean_stale_temps
+from sd_studio.document.io.images import save_image
 from sd_studio.errors import FileError
 
 
@@ -109,3 +116,71 @@ def test_a_pipe_or_device_is_never_replaced(tmp_path):
         atomic_write(tmp_path / "pipe", lambda out: out.write(b"x"))
     assert stat.S_ISFIFO(os.stat(tmp_path / "pipe").st_mode)
     assert sorted(os.listdir(tmp_path)) == ["pipe"]
+
+
+KILLED_FLAT_SAVE = """
+import os, signal, sys
+from sd_studio.document.io.atomic import atomic_output
+with atomic_output(sys.argv[1]) as out:
+    out.write(b"half a PNG")
+    out.flush()
+    os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def _hidden(folder) -> list[str]:
+    return sorted(name for name in os.listdir(folder) if name.startswith("."))
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="no SIGKILL on this system")
+def test_a_killed_flat_save_is_swept_by_the_next_save_of_that_file(tmp_path):
+    target = tmp_path / "photo.png"
+    save_image(target, np.full((4, 4, 4), 9, np.uint8))
+    child = subprocess.run([sys.executable, "-c", KILLED_FLAT_SAVE, str(target)], capture_output=True, timeout=120)
+    assert child.returncode == -signal.SIGKILL
+    [left] = _hidden(tmp_path)
+    assert left.startswith(".photo.png.") and left.endswith(".tmp")
+    save_image(target, np.full((4, 4, 4), 200, np.uint8))
+    assert _hidden(tmp_path) == [] and os.listdir(tmp_path) == ["photo.png"]
+
+
+def test_only_our_own_temporary_names_are_swept(tmp_path):
+    target = tmp_path / "doc.png"
+    ours = tmp_path / ".doc.png.0123abcd.tmp"
+    kept = [".doc.png.0123abcd.tmp.keep", ".doc.png.XYZ.tmp", ".other.png.0123abcd.tmp", "doc.png.0123abcd.tmp",
+            ".doc.png.0123abcd9.tmp"]
+    for name in [ours.name, *kept]:
+        (tmp_path / name).write_bytes(b"x")
+    atomic_write(target, lambda out: out.write(b"new"))
+    assert not ours.exists()
+    assert sorted(os.listdir(tmp_path)) == sorted(["doc.png", *kept])
+
+
+@pytest.mark.skipif(atomic.fcntl is None, reason="no file locks on this system")
+def test_a_temporary_file_held_by_a_live_save_is_left_alone(tmp_path):
+    target = tmp_path / "doc.png"
+    other = tmp_path / ".doc.png.89abcdef.tmp"
+    other.write_bytes(b"another process is writing this")
+    with open(other, "rb") as held:
+        atomic.fcntl.flock(held.fileno(), atomic.fcntl.LOCK_EX)  # as a live save holds its own
+        atomic_write(target, lambda out: out.write(b"new"))
+        assert other.exists()
+        with atomic_output(target) as out:  # and our own save in progress is never swept either
+            out.write(b"newer")
+            [mine] = [name for name in _hidden(tmp_path) if name != other.name]
+            assert clean_stale_temps(target) == [] and (tmp_path / mine).exists()
+    assert [p.name for p in clean_stale_temps(target)] == [other.name]  # its holder is gone
+    assert target.read_bytes() == b"newer" and _hidden(tmp_path) == []
+
+
+def test_without_file_locks_only_old_temporary_files_count_as_left_over(tmp_path, monkeypatch):
+    monkeypatch.setattr(atomic, "fcntl", None)
+    target = tmp_path / "doc.png"
+    fresh = tmp_path / ".doc.png.00000001.tmp"
+    old = tmp_path / ".doc.png.00000002.tmp"
+    fresh.write_bytes(b"maybe a save in progress")
+    old.write_bytes(b"a killed save")
+    hours_ago = time.time() - 2 * atomic.STALE_UNLOCKED_AFTER_S
+    os.utime(old, (hours_ago, hours_ago))
+    atomic_write(target, lambda out: out.write(b"new"))
+    assert fresh.exists() and not old.exists()
