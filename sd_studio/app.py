@@ -29,32 +29,96 @@ def _install_crash_handlers(window) -> None:
 
 def _show_incident(window, summary: str, details: str, path) -> None:
     """A non-blocking dialog: the summary, the log's path, the details, and a "Copy details" button."""
-    from PySide6.QtGui import QGuiApplication
     from PySide6.QtWidgets import QMessageBox
 
-    box = QMessageBox(QMessageBox.Icon.Critical, "SD Studio", summary, QMessageBox.StandardButton.Close, window)
+    from sd_studio.ui.errors import details_box
+
+    box = details_box(window, QMessageBox.Icon.Critical, summary, details, path,
+                      QMessageBox.StandardButton.Close, note="SD Studio keeps running.")
     box.setObjectName("incidentBox")
-    box.setInformativeText(f"The details were written to {path}. SD Studio keeps running.")
-    box.setDetailedText(details)
-    copy = box.addButton("Copy details", QMessageBox.ButtonRole.ActionRole)
-    copy.clicked.disconnect()  # copying must not close the box
-    copy.clicked.connect(lambda: QGuiApplication.clipboard().setText(f"{summary}\n\n{details}"))
     box.setModal(False)
     box.show()
 
 
-def _install_autosave(window, interval_s: float = 60.0):
+def action_name(action) -> str:
+    """What the incident log calls a menu action: its text without the mnemonic and the dots ("Open")."""
+    import re
+
+    return re.sub(r"&(.)", r"\1", action.text()).rstrip(".").strip()
+
+
+def _track_actions(window) -> None:
+    """Make the incident log name the action the user last triggered (incidents.set_context).
+
+    A slot on QAction.triggered runs after the window's own handler, too late for an exception
+    raised in that handler, so the action is also noted when what triggers it arrives: its
+    shortcut, a click or Return on its menu item, a click on its tool button. The triggered
+    connection covers actions triggered from code, for errors that come later (a generation).
+    """
+    from PySide6.QtCore import QEvent, QObject, Qt
+    from PySide6.QtWidgets import QMenu, QToolButton
+
+    from sd_studio.incidents import set_context
+
+    names = {action: action_name(action) or key for key, action in window.actions.items()}
+    press_keys = (Qt.Key.Key_Return, Qt.Key.Key_Enter, Qt.Key.Key_Space)
+
+    def note(action) -> None:
+        if action in names:
+            set_context(action=names[action])
+
+    class _Tracker(QObject):
+        def eventFilter(self, obj, event) -> bool:  # noqa: N802 - Qt's name
+            """Note the action an event is about to trigger; never consumes the event."""
+            kind = event.type()
+            if kind == QEvent.Type.Shortcut:
+                note(obj)
+            elif kind == QEvent.Type.MouseButtonRelease:
+                if isinstance(obj, QMenu):
+                    note(obj.actionAt(event.position().toPoint()))
+                elif isinstance(obj, QToolButton):
+                    note(obj.defaultAction())
+            elif kind == QEvent.Type.KeyPress and event.key() in press_keys:
+                if isinstance(obj, QMenu):
+                    note(obj.activeAction())
+                elif isinstance(obj, QToolButton):
+                    note(obj.defaultAction())
+            return False
+
+    tracker = _Tracker(window)
+    window._action_tracker = tracker  # keep it alive as long as the window
+    for action in names:
+        action.installEventFilter(tracker)
+        action.triggered.connect(lambda _checked=False, a=action: note(a))
+    for widget in window.findChildren(QMenu) + window.findChildren(QToolButton):
+        widget.installEventFilter(tracker)
+
+
+def autosave_interval(settings) -> float:
+    """Seconds between autosaves from the setting "autosave/interval_s" (default 60); 0 or less: off."""
+    try:
+        return float(settings.value("autosave/interval_s", 60))
+    except (TypeError, ValueError):
+        return 60.0
+
+
+def _install_autosave(window, interval_s: float | None = None, store=None):
     """Keep a recovery copy of the window's document (every interval_s while modified, and after
     each applied generation), offer what a crash left behind, and remove the copy on a clean exit.
-    Returns a function to call once the event loop has ended."""
+    interval_s None reads the setting (autosave_interval), read again for each new document; 0 or
+    less turns autosave off (copies a crash left are still offered). Nothing here waits for a
+    save except the function it returns, to call once the event loop has ended."""
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QMessageBox
 
     from sd_studio.document.io.recovery import Autosaver, RecoveryStore
 
-    store = RecoveryStore()
-    state: dict = {"saver": None, "doc_id": None}
+    store = store if store is not None else RecoveryStore()
+    state: dict = {"saver": None, "doc_id": None, "retired": [], "restored": []}
     original_set_document = window.set_document
+
+    def interval() -> float:
+        return interval_s if interval_s is not None else autosave_interval(window.settings)
 
     def after_history() -> None:
         history = window.doc.history
@@ -65,12 +129,20 @@ def _install_autosave(window, interval_s: float = 60.0):
     def set_document(doc, path) -> None:
         old = state["saver"]
         if old is not None:
-            window.doc.events.history_changed.disconnect(after_history)
-            old.close(discard=True)  # the editor asked about unsaved changes before replacing it
+            old.doc.events.history_changed.disconnect(after_history)
+            # the editor asked about unsaved changes before replacing it; the old saver removes its
+            # copy on its own thread once any save it is writing is done
+            old.close(discard=True)
+            state["retired"] = [s for s in state["retired"] if not s.join(timeout=0)] + [old]
         original_set_document(doc, path)
-        state["saver"] = Autosaver(doc, store, doc_id=state.pop("doc_id", None), source_path=path,
-                                   interval_s=interval_s).start()
-        state["doc_id"] = None
+        doc_id, state["doc_id"] = state["doc_id"], None
+        seconds = interval()
+        if seconds <= 0:
+            state["saver"] = None
+            if doc_id is not None:
+                state["restored"].append(doc_id)  # autosave is off: that copy goes at a clean exit
+            return
+        state["saver"] = Autosaver(doc, store, doc_id=doc_id, source_path=path, interval_s=seconds).start()
         doc.events.history_changed.connect(after_history)
 
     window.set_document = set_document  # every later document gets its own autosaver
@@ -115,10 +187,18 @@ def _install_autosave(window, interval_s: float = 60.0):
 
     QTimer.singleShot(0, offer)
 
-    def finish() -> None:
+    def finish(timeout_s: float = 60.0) -> None:
+        """Application exit: remove the copies and wait (timeout_s at most) for the autosave threads."""
         timer.stop()
         if state["saver"] is not None:
+            state["saver"].doc.events.history_changed.disconnect(after_history)
             state["saver"].close(discard=True)
+            state["retired"].append(state["saver"])
+        savers, state["saver"], state["retired"] = state["retired"], None, []
+        for saver in savers:  # the only wait on the main thread: the event loop has ended
+            saver.join(timeout=timeout_s)
+        for doc_id in state["restored"]:
+            store.remove(doc_id)
 
     return finish
 
@@ -156,6 +236,7 @@ def start_editor(path: str | None = None, settings=None):
         window.setWindowState(window.windowState() | Qt.WindowState.WindowMaximized)
 
     def ready() -> None:
+        _track_actions(window)
         window.finish_autosave = _install_autosave(window)
 
     window.ready.connect(ready)

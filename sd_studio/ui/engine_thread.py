@@ -29,7 +29,8 @@ class EngineWorker(QObject):
             from sd_studio.engine.models import ModelCache
 
             if self.models is None:
-                self.models = ModelCache()
+                self.models = _noting_cache(ModelCache)()
+            _note_job(request)
             if request.engine != "classical" and not self._settled:
                 _settle_imports()  # a Fill needs neither torch nor diffusers
                 self._settled = True
@@ -47,6 +48,50 @@ class EngineWorker(QObject):
             self.failed.emit(job, exc)
         else:
             self.finished.emit(job, result)
+
+
+def _note_job(request) -> None:
+    """Tell the incident log what a job starting now runs on; the model's load refines it."""
+    from sd_studio.incidents import set_context
+
+    if request.engine == "classical" or (request.engine == "auto" and not request.model):
+        set_context(device="cpu (classical fill)", model="classical")
+    else:
+        set_context(device=f"{request.device} (requested; the model is not loaded yet)", model=request.model)
+
+
+def describe_device(device: str, dtype=None) -> str:
+    """A device as a bug report wants it: "cuda:0 (NVIDIA H200), float16", "cpu, float32"."""
+    text = str(device)
+    if text.startswith("cuda"):
+        try:
+            import torch
+
+            index = torch.device(text).index
+            index = torch.cuda.current_device() if index is None else index
+            text = f"cuda:{index} ({torch.cuda.get_device_name(index)})"
+        except Exception:  # noqa: BLE001 - the report must not fail for want of a GPU name
+            pass
+    if dtype is not None:
+        text += f", {str(dtype).removeprefix('torch.')}"
+    return text
+
+
+def _noting_cache(model_cache):
+    """A ModelCache subclass whose get() tells the incident log the device and model it returned."""
+
+    class NotingModelCache(model_cache):
+        """The engine thread's model cache; every model it hands out is named in the incident log."""
+
+        def get(self, spec, device="auto", precision="auto", progress=None):
+            """ModelCache.get, then incidents.set_context(device=..., model=...)."""
+            from sd_studio.incidents import set_context
+
+            model = super().get(spec, device, precision, progress)
+            set_context(device=describe_device(model.device, model.dtype), model=f"{model.name} ({spec})")
+            return model
+
+    return NotingModelCache
 
 
 def _settle_imports() -> None:

@@ -13,7 +13,7 @@ from PySide6.QtCore import QTimer
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QApplication, QMessageBox
 
-from sd_studio.app import _install_autosave, _install_crash_handlers
+from sd_studio.app import _install_autosave, _install_crash_handlers, autosave_interval
 from sd_studio.document.commands import Compound, SetLayerProperty, TilesCommand
 from sd_studio.document.document import Document
 from sd_studio.document.io.recovery import RecoveryStore
@@ -26,7 +26,7 @@ def _paint(doc: Document) -> None:
 
 
 def test_autosave_keeps_a_copy_while_modified_and_removes_it_on_a_clean_exit(window, qtbot):
-    finish = _install_autosave(window, interval_s=0)
+    finish = _install_autosave(window, interval_s=0.01)
     store = RecoveryStore()
     _paint(window.doc)
     qtbot.waitUntil(lambda: len(store.entries()) == 1, timeout=20000)
@@ -46,7 +46,7 @@ def test_an_applied_generation_is_saved_at_once(window, qtbot):
 
 
 def test_a_new_document_gets_its_own_autosaver(window, qtbot):
-    finish = _install_autosave(window, interval_s=0)
+    finish = _install_autosave(window, interval_s=0.01)
     store = RecoveryStore()
     _paint(window.doc)
     qtbot.waitUntil(lambda: len(store.entries()) == 1, timeout=20000)
@@ -57,6 +57,69 @@ def test_a_new_document_gets_its_own_autosaver(window, qtbot):
     qtbot.waitUntil(lambda: [e.doc_id for e in store.entries()] not in ([], [first]), timeout=20000)
     assert first not in [e.doc_id for e in store.entries()]
     finish()
+
+
+class _CountingStore(RecoveryStore):
+    """A real store that counts its saves and, when `slow`, waits for `release` before writing."""
+
+    def __init__(self, slow: bool = False) -> None:
+        super().__init__()
+        self.slow, self.saved = slow, 0
+        self.entered, self.release, self.written = threading.Event(), threading.Event(), threading.Event()
+
+    def save(self, *args, **kwargs):
+        """Count, wait for release when slow (30 s at most, so a regression fails, not hangs), save."""
+        self.entered.set()
+        if self.slow:
+            self.release.wait(30)
+        try:
+            return super().save(*args, **kwargs)
+        finally:
+            self.saved += 1
+            self.written.set()
+
+
+def test_opening_another_document_does_not_wait_for_an_autosave(window, qtbot):
+    store = _CountingStore(slow=True)
+    finish = _install_autosave(window, interval_s=3600, store=store)
+    _paint(window.doc)
+    window.request_autosave()
+    assert store.entered.wait(30)
+    window.doc.history.mark_clean()  # the user saved, then opens another file
+    window.set_document(Document.new(64, 64), None)
+    assert not store.written.is_set()  # set_document returned while the save was being written
+    assert window.doc.size == (64, 64)
+    store.release.set()
+    finish()  # application exit: waits for the old autosaver, which removes its copy
+    assert store.written.is_set() and store.entries() == []
+
+
+def test_the_interval_comes_from_the_settings_and_zero_turns_autosave_off(window, qtbot):
+    assert autosave_interval(window.settings) == 60
+    window.settings.setValue("autosave/interval_s", 5)
+    assert autosave_interval(window.settings) == 5
+    window.settings.setValue("autosave/interval_s", "not a number")
+    assert autosave_interval(window.settings) == 60
+    window.settings.setValue("autosave/interval_s", 0)
+    autosavers = lambda: {t for t in threading.enumerate() if t.name == "autosave"}  # noqa: E731
+    before = autosavers()
+    store = _CountingStore()
+    finish = _install_autosave(window, store=store)
+    _paint(window.doc)
+    window.request_autosave()
+    layer = window.doc.layers[0]
+    window.doc.execute(Compound("Add 1 generated layers", [SetLayerProperty(layer, "opacity", 0.5)]))
+    assert autosavers() == before  # off: no autosave thread for this document
+    finish()
+    assert store.saved == 0 and store.entries() == []
+    window.settings.setValue("autosave/interval_s", 3600)
+    store = _CountingStore()
+    finish = _install_autosave(window, store=store)
+    assert autosavers() != before
+    window.request_autosave()
+    assert store.written.wait(30)
+    finish()
+    assert store.saved == 1 and store.entries() == []  # on again: saved, and removed at the clean exit
 
 
 def test_a_crash_s_copy_is_offered_and_restored(window, qtbot):
