@@ -4,7 +4,9 @@ Unexpected exceptions go to a rotating `incidents.log`; `install_exception_hooks
 unhandled exception (main thread and other threads) there and to a dialog callback, and makes
 `faulthandler` write hard crashes (segfaults, aborts) of this process to `crashes/<pid>.log`. The
 next start moves a crash file left by a dead process into the incident log. Context the log
-should carry (device, current action, model, ...) is set with `set_context(**values)`.
+should carry is set with `set_context(**values)`: in the editor, `action` (the menu action last
+triggered, app._track_actions) and `device` and `model` (what the engine thread runs on,
+ui/engine_thread.py).
 """
 
 from __future__ import annotations
