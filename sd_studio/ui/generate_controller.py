@@ -160,11 +160,13 @@ class GenerationController(QObject):
             return
         if len(result.images) == 1:
             self.doc.execute(apply_result(self.doc, result, [0], self._source, self._mode))
-            self.message.emit("The result is a new layer; undo removes it.")
+            seed = f" (seed {result.seeds[0]})" if result.seeds else ""
+            self.message.emit(f"The result is a new layer{seed}; undo removes it.")
         else:
             self._pending = result
             self.panel.offer_variants(len(result.images))
-            self.message.emit(f"{len(result.images)} variants: flip through them, then keep one or all.")
+            seeds = f" (seeds {result.seeds[0]}–{result.seeds[-1]})" if result.seeds else ""
+            self.message.emit(f"{len(result.images)} variants{seeds}: flip through them, then keep one or all.")
 
     # -- variants ----------------------------------------------------------------------------
     def _show_variant(self, i: int) -> None:

@@ -132,6 +132,9 @@ class MainWindow(QMainWindow):
         self.layers_panel.use_settings_requested.connect(self.use_layer_settings)
         for signal in (self.generate_panel.model.currentTextChanged, self.generate_panel.device.currentTextChanged):
             signal.connect(self._show_engine_choice)
+        # The device and memory mode chosen in the panel are the next start's too (as the Settings dialog's are).
+        self.generate_panel.device.currentTextChanged.connect(lambda text: self.settings.setValue("engine/device", text))
+        self.generate_panel.memory_mode.currentTextChanged.connect(lambda text: self.settings.setValue("engine/memory_mode", text))
 
         self.canvas.zoom_changed.connect(lambda z: self.zoom_label.setText(f"{z * 100:.0f}%"))
         self.canvas.cursor_moved.connect(self._on_cursor)
@@ -205,9 +208,9 @@ class MainWindow(QMainWindow):
         a("save", "&Save", self.save, SK.Save, "mdi6.content-save-outline")
         a("save_as", "Save &As...", self.save_as, SK.SaveAs, "mdi6.content-save-edit-outline")
         a("export", "&Export...", self.export, "Ctrl+E", "mdi6.export")
-        a("quit", "&Quit", self.close, SK.Quit, "mdi6.exit-to-app")
-        a("undo", "&Undo", lambda: self.doc.undo(), SK.Undo, "mdi6.undo")
-        a("redo", "&Redo", lambda: self.doc.redo(), _keys(SK.Redo, "Ctrl+Shift+Z", "Ctrl+Y"), "mdi6.redo")
+        a("quit", "&Quit", self.close, _keys(SK.Quit, "Ctrl+Q"), "mdi6.exit-to-app")
+        a("undo", "&Undo", lambda: self._settle() or self.doc.undo(), SK.Undo, "mdi6.undo")
+        a("redo", "&Redo", lambda: self._settle() or self.doc.redo(), _keys(SK.Redo, "Ctrl+Shift+Z", "Ctrl+Y"), "mdi6.redo")
         a("copy", "&Copy image", self.copy_image, SK.Copy, "mdi6.content-copy")
         a("paste", "&Paste as layer", self.paste_as_layer, SK.Paste, "mdi6.content-paste")
         a("paste_new", "Paste as new &document", self.paste_as_document, "Ctrl+Shift+V")
@@ -369,8 +372,14 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"Opened {path}", 4000)
         return True
 
+    def _settle(self) -> None:
+        """Turn edits still in progress (an opacity being dragged) into their undo step."""
+        if self.is_ready:
+            self.layers_panel.commit_opacity()
+
     def save_to(self, path: str) -> bool:
         """Save to path by its extension (.ora keeps layers); errors are shown."""
+        self._settle()
         try:
             from sd_studio.document.io import save_document
 
@@ -433,6 +442,7 @@ class MainWindow(QMainWindow):
 
     def maybe_save(self) -> bool:
         """Ask what to do with unsaved changes; False means the user cancelled."""
+        self._settle()
         if self.doc is None or not self.doc.is_modified:
             return True
         box = QMessageBox(QMessageBox.Icon.Question, APP_NAME, "Save the changes to this document first?",
@@ -674,8 +684,8 @@ class MainWindow(QMainWindow):
             return
         from sd_studio.document.io.parameters import parse_parameters
 
-        self.generate_panel.load_parameters(parse_parameters(text))
-        self.statusBar().showMessage(f"Loaded the settings of “{layer.name}”", 4000)
+        notes = self.generate_panel.load_parameters(parse_parameters(text))
+        self.statusBar().showMessage(" ".join([f"Loaded the settings of “{layer.name}”.", *notes]), 6000)
 
     def about(self) -> None:
         """Show the version."""

@@ -133,6 +133,12 @@ def test_undo_redo_zoom_shortcuts(window):
     assert canvas.zoom == 1.0
 
 
+def test_quit_has_a_shortcut_everywhere(window):
+    from PySide6.QtGui import QKeySequence
+
+    assert QKeySequence("Ctrl+Q") in window.actions["quit"].shortcuts()
+
+
 def test_bad_file_shows_error_and_keeps_document(window, tmp_path):
     bad = tmp_path / "broken.png"
     bad.write_bytes(b"not an image at all")

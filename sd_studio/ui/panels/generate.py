@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
 import random
 import sys
 import threading
+from pathlib import Path
 
 from PySide6.QtCore import QSignalBlocker, QSize, Qt, QTimer, Signal
 from PySide6.QtWidgets import (
@@ -125,9 +127,14 @@ class GeneratePanel(QWidget):
         self.variants = QSpinBox(minimum=1, maximum=16, value=1, objectName="variants")
         self.seed = QLineEdit(objectName="seed", placeholderText="random")
         self.seed.setValidator(_seed_validator(self.seed))
-        self.dice = QToolButton(toolTip="A new random seed")
+        self.seed.setToolTip("The seed of the next run (empty: a random one)")
+        self.dice = QToolButton(toolTip="A new random seed for the next run")
         self.dice.setIcon(_icon("mdi6.dice-5-outline"))
-        self.seed_lock = QToolButton(toolTip="Keep this seed (unlocked: a new random seed each time)", checkable=True)
+        self.reuse_seed = QToolButton(toolTip="Reuse the last run's seed (and lock it)", enabled=False)
+        self.reuse_seed.setIcon(_icon("mdi6.recycle"))
+        self.reuse_seed.setObjectName("reuseSeed")
+        self.last_seed: int | None = None  # the seed the last run actually used
+        self.seed_lock = QToolButton(toolTip="Keep this seed (unlocked: a new random seed after each run)", checkable=True)
         self.seed_lock.setIcon(_icon("mdi6.lock-open-variant-outline"))
         self.seed_lock.setObjectName("seedLock")
 
@@ -210,6 +217,7 @@ class GeneratePanel(QWidget):
         seed_row = QHBoxLayout()
         seed_row.addWidget(self.seed, 1)
         seed_row.addWidget(self.dice)
+        seed_row.addWidget(self.reuse_seed)
         seed_row.addWidget(self.seed_lock)
         form.addRow("Seed", seed_row)
         form.addRow("Variants", self.variants)
@@ -244,6 +252,10 @@ class GeneratePanel(QWidget):
 
         self.mode.currentIndexChanged.connect(self._on_mode)
         self.dice.clicked.connect(self.roll_seed)
+        self.reuse_seed.clicked.connect(self.use_last_seed)
+        self._strength_chosen = False  # the user set the strength: a change of mode keeps it
+        self._setting_strength = False
+        self.strength.valueChanged.connect(self._on_strength)
         self.seed_lock.toggled.connect(self._on_lock)
         self.generate_button.clicked.connect(self.generate_requested)
         self.cancel_button.clicked.connect(self.cancel_requested)
@@ -269,7 +281,7 @@ class GeneratePanel(QWidget):
             "steps": self.steps.value(),
             "guidance": self.guidance.value(),
             "strength": self.strength.value(),
-            "seed": int(seed_text) if self.seed_lock.isChecked() and seed_text else None,
+            "seed": int(seed_text) if seed_text else None,  # what the box shows; empty: random
             "variants": self.variants.value(),
             "padding": self.padding.value(),
             "feather": self.feather.value(),
@@ -281,8 +293,15 @@ class GeneratePanel(QWidget):
             "match_color": self.match_color.isChecked(),
         }
 
-    def load_parameters(self, p: dict) -> None:
-        """Fill the panel from parsed A1111 parameters (document.io.parameters.parse_parameters); the seed is locked."""
+    def load_parameters(self, p: dict) -> list[str]:
+        """Fill the panel from parsed A1111 parameters (document.io.parameters.parse_parameters); the seed is
+        locked. Returns a sentence for each stored setting that could not be restored."""
+        notes: list[str] = []
+        classical = str(p.get("model") or "") == "classical"  # a Fill result (engine.generate records it so)
+        mode = "fill" if classical else {"txt2img": "txt2img", "img2img": "img2img", "inpaint": "inpaint"}.get(
+            str(p.get("Mode", p.get("mode", ""))).lower())
+        if mode:
+            self.mode.setCurrentIndex(self.mode.findData(mode))
         if "prompt" in p:
             self.prompt.setPlainText(str(p["prompt"]))
         if "negative_prompt" in p:
@@ -292,17 +311,46 @@ class GeneratePanel(QWidget):
         if isinstance(p.get("cfg_scale"), (int, float)):
             self.guidance.setValue(float(p["cfg_scale"]))
         if isinstance(p.get("denoising_strength"), (int, float)):
-            self.strength.setValue(float(p["denoising_strength"]))
+            self._set_strength(float(p["denoising_strength"]))
+            self._strength_chosen = abs(self.strength.value() - DEFAULT_STRENGTH[self.mode.currentData()]) > 1e-6
         if p.get("sampler") and self.scheduler.findText(str(p["sampler"])) >= 0:
             self.scheduler.setCurrentText(str(p["sampler"]))
         if isinstance(p.get("seed"), int):
             self.seed.setText(str(p["seed"]))
             self.seed_lock.setChecked(True)
-        mode = {"txt2img": "txt2img", "img2img": "img2img", "inpaint": "inpaint"}.get(str(p.get("Mode", p.get("mode", ""))).lower())
-        if mode:
-            self.mode.setCurrentIndex(self.mode.findData(mode))
-        if p.get("model") and not self.model.currentText().strip():
-            self.model.setCurrentText(str(p["model"]))
+        feather = _whole_number(p.get("Mask blur"))
+        padding = _whole_number(p.get("Masked area padding"))
+        if feather is not None:
+            self.feather.setValue(feather)
+            if not classical:  # a Fill never works on the whole image; the box is the next diffusion run's
+                # A1111 writes the padding only for "Only masked"; a masked run without it was on the whole image.
+                self.whole_image.setChecked(padding is None)
+        if padding is not None:
+            self.padding.setValue(padding)
+        if not classical and isinstance(p.get("width"), int) and isinstance(p.get("height"), int):
+            self._set_resolution(p["width"], p["height"])
+        if p.get("model") and not classical:
+            notes += self._restore_model(str(p["model"]))
+        return notes
+
+    def _restore_model(self, name: str) -> list[str]:
+        # The parameters name a model as the engine loaded it (a file's stem, a folder's or hub repo's last
+        # part), not by its path: find the offered model it names, the chosen one first.
+        if _names_model(name, self.model.currentText().strip(), self.model_spec()):
+            return []
+        for i in range(self.model.count()):
+            if _names_model(name, self.model.itemText(i), str(self.model.itemData(i) or self.model.itemText(i))):
+                self.model.setCurrentIndex(i)
+                return []
+        if not self.model.currentText().strip():
+            self.model.setCurrentText(name)
+            return []
+        return [f"The model “{name}” is not among the known models, so “{self.model.currentText().strip()}” stays chosen."]
+
+    def _set_resolution(self, width: int, height: int) -> None:
+        # The stored size is the model input; its area is about resolution² (engine.region.target_size).
+        side = max(64, round(math.sqrt(width * height) / 8) * 8)
+        self.resolution.setCurrentText(str(side))
 
     def set_models(self, recent: list[str], current: str | None) -> None:
         """Offer the recent models, showing current (or the first)."""
@@ -330,13 +378,23 @@ class GeneratePanel(QWidget):
         return str(data) if data else text
 
     def roll_seed(self) -> None:
-        """Put a new random seed in the box."""
+        """Put a new random seed in the box; the next run uses it."""
         self.seed.setText(str(random.randint(0, MAX_SEED)))
 
+    def use_last_seed(self) -> None:
+        """Put the last run's seed back in the box and lock it."""
+        if self.last_seed is not None:
+            self.seed.setText(str(self.last_seed))
+            self.seed_lock.setChecked(True)
+
     def show_seed(self, seed: int) -> None:
-        """Show the seed a generation used (unless the user locked another one)."""
+        """Report the seed a run used; unlocked, the box then gets a fresh random seed for the next run."""
+        self.last_seed = int(seed)
+        self.reuse_seed.setEnabled(self.seed.isEnabled())
+        self.reuse_seed.setToolTip(f"Reuse the last run's seed, {seed} (and lock it)")
+        self.status.setText(f"Seed {seed}")
         if not self.seed_lock.isChecked():
-            self.seed.setText(str(seed))
+            self.roll_seed()
 
     def _on_lock(self, locked: bool) -> None:
         self.seed_lock.setIcon(_icon("mdi6.lock-outline" if locked else "mdi6.lock-open-variant-outline"))
@@ -350,8 +408,21 @@ class GeneratePanel(QWidget):
                   self.guidance, self.variants, self.seed, self.dice, self.seed_lock, self.resolution,
                   self.device, self.memory_mode, self.precision, self.whole_image, self.match_color):
             w.setEnabled(diffusion)
+        self.reuse_seed.setEnabled(diffusion and self.last_seed is not None)
         self.strength.setEnabled(mode in ("img2img", "inpaint"))
-        self.strength.setValue(DEFAULT_STRENGTH[mode])
+        if not self._strength_chosen:
+            self._set_strength(DEFAULT_STRENGTH[mode])
+
+    def _set_strength(self, value: float) -> None:
+        self._setting_strength = True
+        try:
+            self.strength.setValue(value)
+        finally:
+            self._setting_strength = False
+
+    def _on_strength(self, _value: float) -> None:
+        if not self._setting_strength:
+            self._strength_chosen = True
 
     def _toggle_advanced(self, shown: bool) -> None:
         self.advanced.setArrowType(Qt.ArrowType.DownArrow if shown else Qt.ArrowType.RightArrow)
@@ -433,6 +504,22 @@ def _label_with(text: str, counter: QLabel) -> QWidget:
     v.addWidget(counter)
     v.addStretch(1)
     return w
+
+
+def _names_model(name: str, label: str, spec: str) -> bool:
+    """True when a recorded model name is this offered model (its label, spec, file stem or last path part)."""
+    if not spec:
+        return False
+    path = Path(spec)
+    return name in (label, spec, path.name, path.stem, spec.rstrip("/\\").split("/")[-1])
+
+
+def _whole_number(value) -> int | None:
+    """A stored whole number (parse_parameters keeps A1111's extra fields as text), or None."""
+    try:
+        return int(str(value).strip()) if value is not None else None
+    except ValueError:
+        return None
 
 
 def _seed_validator(parent):
