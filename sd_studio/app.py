@@ -40,68 +40,6 @@ def _show_incident(window, summary: str, details: str, path) -> None:
     box.show()
 
 
-def action_name(action) -> str:
-    """What the incident log calls a menu action: its text without the mnemonic and the dots ("Open")."""
-    import re
-
-    return re.sub(r"&(.)", r"\1", action.text()).rstrip(".").strip()
-
-
-def _track_actions(window) -> None:
-    """Make the incident log name the action the user last triggered (incidents.set_context).
-
-    A slot on QAction.triggered runs after the window's own handler, too late for an exception
-    raised in that handler, so the action is also noted when what triggers it arrives: its
-    shortcut, a click or Return on its menu item, a click on its tool button. The triggered
-    connection covers actions triggered from code, for errors that come later (a generation).
-    """
-    from PySide6.QtCore import QEvent, QObject, Qt
-    from PySide6.QtWidgets import QMenu, QToolButton
-
-    from sd_studio.incidents import set_context
-
-    names = {action: action_name(action) or key for key, action in window.actions.items()}
-    press_keys = (Qt.Key.Key_Return, Qt.Key.Key_Enter, Qt.Key.Key_Space)
-
-    def note(action) -> None:
-        if action in names:
-            set_context(action=names[action])
-
-    class _Tracker(QObject):
-        def eventFilter(self, obj, event) -> bool:  # noqa: N802 - Qt's name
-            """Note the action an event is about to trigger; never consumes the event."""
-            kind = event.type()
-            if kind == QEvent.Type.Shortcut:
-                note(obj)
-            elif kind == QEvent.Type.MouseButtonRelease:
-                if isinstance(obj, QMenu):
-                    note(obj.actionAt(event.position().toPoint()))
-                elif isinstance(obj, QToolButton):
-                    note(obj.defaultAction())
-            elif kind == QEvent.Type.KeyPress and event.key() in press_keys:
-                if isinstance(obj, QMenu):
-                    note(obj.activeAction())
-                elif isinstance(obj, QToolButton):
-                    note(obj.defaultAction())
-            return False
-
-    tracker = _Tracker(window)
-    window._action_tracker = tracker  # keep it alive as long as the window
-    for action in names:
-        action.installEventFilter(tracker)
-        action.triggered.connect(lambda _checked=False, a=action: note(a))
-    for widget in window.findChildren(QMenu) + window.findChildren(QToolButton):
-        widget.installEventFilter(tracker)
-
-
-def autosave_interval(settings) -> float:
-    """Seconds between autosaves from the setting "autosave/interval_s" (default 60); 0 or less: off."""
-    try:
-        return float(settings.value("autosave/interval_s", 60))
-    except (TypeError, ValueError):
-        return 60.0
-
-
 def _install_autosave(window, interval_s: float | None = None, store=None):
     """Keep a recovery copy of the window's document (every interval_s while modified, and after
     each applied generation), offer what a crash left behind, and remove the copy on a clean exit.
@@ -118,6 +56,8 @@ def _install_autosave(window, interval_s: float | None = None, store=None):
     original_set_document = window.set_document
 
     def interval() -> float:
+        from sd_studio.ui.dialogs import autosave_interval
+
         return interval_s if interval_s is not None else autosave_interval(window.settings)
 
     def after_history() -> None:
@@ -236,7 +176,6 @@ def start_editor(path: str | None = None, settings=None):
         window.setWindowState(window.windowState() | Qt.WindowState.WindowMaximized)
 
     def ready() -> None:
-        _track_actions(window)
         window.finish_autosave = _install_autosave(window)
 
     window.ready.connect(ready)

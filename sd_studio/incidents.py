@@ -5,7 +5,7 @@ unhandled exception (main thread and other threads) there and to a dialog callba
 `faulthandler` write hard crashes (segfaults, aborts) of this process to `crashes/<pid>.log`. The
 next start moves a crash file left by a dead process into the incident log. Context the log
 should carry is set with `set_context(**values)`: in the editor, `action` (the menu action last
-triggered, app._track_actions) and `device` and `model` (what the engine thread runs on,
+triggered, set by ui/main_window.py before its handler runs) and `device` and `model` (what the engine thread runs on,
 ui/engine_thread.py).
 """
 

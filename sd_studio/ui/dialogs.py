@@ -50,7 +50,8 @@ class NewDocumentDialog(QDialog):
 
 
 class SettingsDialog(QDialog):
-    """Edits the settings kept in QSettings: model folders, default model, device, memory mode, history budget."""
+    """Edits the settings kept in QSettings: model folders, default model, device, memory mode, history budget,
+    autosave interval."""
 
     def __init__(self, settings: QSettings, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -70,6 +71,10 @@ class SettingsDialog(QDialog):
         self.memory.setCurrentText(str(settings.value("engine/memory_mode", "auto")))
         self.budget = QSpinBox(minimum=64, maximum=65536, singleStep=256, suffix=" MB")
         self.budget.setValue(int(settings.value("history/budget_mb", 1024)))
+        self.autosave = QSpinBox(minimum=0, maximum=3600, singleStep=30, suffix=" s", objectName="autosaveInterval",
+                                 specialValueText="off", toolTip="How often a recovery copy of a modified document is "
+                                 "written (0: never); applies from the next document opened")
+        self.autosave.setValue(max(0, int(autosave_interval(settings))))
         form = QFormLayout()
         form.addRow("Model folders", self.folders)
         form.addRow("", browse)
@@ -77,6 +82,7 @@ class SettingsDialog(QDialog):
         form.addRow("Device", self.device)
         form.addRow("Memory mode", self.memory)
         form.addRow("Undo history", self.budget)
+        form.addRow("Autosave every", self.autosave)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
@@ -99,6 +105,7 @@ class SettingsDialog(QDialog):
         s.setValue("engine/device", self.device.currentText())
         s.setValue("engine/memory_mode", self.memory.currentText())
         s.setValue("history/budget_mb", self.budget.value())
+        s.setValue("autosave/interval_s", self.autosave.value())
         super().accept()
 
 
@@ -110,3 +117,11 @@ def settings_list(settings: QSettings, key: str) -> list[str]:
     if isinstance(value, str):
         return [value] if value else []
     return [str(v) for v in value]
+
+
+def autosave_interval(settings) -> float:
+    """Seconds between autosaves from the setting "autosave/interval_s" (default 60); 0 or less: off."""
+    try:
+        return float(settings.value("autosave/interval_s", 60))
+    except (TypeError, ValueError):
+        return 60.0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -15,6 +16,7 @@ from PySide6.QtWidgets import (
 )
 
 from sd_studio.errors import SDStudioError
+from sd_studio.incidents import set_context
 from sd_studio.ui.dialogs import NewDocumentDialog, SettingsDialog, settings_list
 from sd_studio.ui.errors import show_error
 from sd_studio.ui.icons import icon
@@ -191,11 +193,16 @@ class MainWindow(QMainWindow):
         if icon_name:
             action.setIcon(icon(icon_name))
         action.setCheckable(checkable)
-        # a deferred window shows its menus before the document exists: triggers wait for finish_startup
-        if checkable:
-            action.triggered.connect(lambda checked=False: self.is_ready and slot(checked))
-        else:
-            action.triggered.connect(lambda _checked=False: self.is_ready and slot())
+        name = action_name(action)
+
+        def run(checked: bool = False) -> None:
+            # a deferred window shows its menus before the document exists: triggers wait for finish_startup
+            if not self.is_ready:
+                return
+            set_context(action=name)  # before the handler, so an error in it is logged under this action
+            slot(checked) if checkable else slot()
+
+        action.triggered.connect(run)
         self.addAction(action)  # shortcuts work even when the menu bar is hidden
         self.actions[key] = action
         return action
@@ -692,6 +699,11 @@ class MainWindow(QMainWindow):
         from sd_studio import __version__
 
         QMessageBox.about(self, APP_NAME, f"<b>{APP_NAME}</b> {__version__}<br>An image editor whose brush can ask Stable Diffusion for help.")
+
+
+def action_name(action: QAction) -> str:
+    """What the incident log calls a menu action: its text without the mnemonic and the dots ("Open")."""
+    return re.sub(r"&(.)", r"\1", action.text()).rstrip(".").strip()
 
 
 def _keys(standard, *extra: str) -> list[QKeySequence]:

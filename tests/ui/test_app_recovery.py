@@ -13,7 +13,8 @@ from PySide6.QtCore import QTimer
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QApplication, QMessageBox
 
-from sd_studio.app import _install_autosave, _install_crash_handlers, autosave_interval
+from sd_studio.app import _install_autosave, _install_crash_handlers
+from sd_studio.ui.dialogs import autosave_interval
 from sd_studio.document.commands import Compound, SetLayerProperty, TilesCommand
 from sd_studio.document.document import Document
 from sd_studio.document.io.recovery import RecoveryStore

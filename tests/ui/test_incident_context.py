@@ -10,11 +10,12 @@ from PySide6.QtGui import QGuiApplication, QShortcutEvent
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QMessageBox, QToolBar
 
-from sd_studio.app import _install_crash_handlers, _track_actions, action_name
+from sd_studio.app import _install_crash_handlers
 from sd_studio.engine.request import GenerationRequest
 from sd_studio.errors import FileError
 from sd_studio.incidents import context, log_path, set_context, uninstall_exception_hooks
 from sd_studio.ui.errors import show_error
+from sd_studio.ui.main_window import action_name
 
 
 @pytest.fixture(autouse=True)
@@ -61,7 +62,6 @@ def test_an_error_in_an_action_handler_names_that_action_and_the_device(window, 
     _fill_job(qtbot)
     assert context()["device"] == "cpu (classical fill)" and context()["model"] == "classical"
     _install_crash_handlers(window)
-    _track_actions(window)
     window.actions["zoom_in"].trigger()  # an earlier action: the log must not name it
     assert context()["action"] == "Zoom in"
     monkeypatch.setattr("sd_studio.ui.main_window.QFileDialog", _BrokenFileDialog)

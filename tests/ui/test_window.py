@@ -279,6 +279,9 @@ def test_settings_dialog_stores_and_applies(window, monkeypatch):
         dialog.default_model.setText("some/hub-model")
         dialog.device.setCurrentText("cpu")
         dialog.budget.setValue(256)
+        assert dialog.autosave.value() == 60 and dialog.autosave.text() == "60 s"
+        dialog.autosave.setValue(0)
+        assert dialog.autosave.text() == "off"
         dialog.accept()
         return 1
 
@@ -289,6 +292,9 @@ def test_settings_dialog_stores_and_applies(window, monkeypatch):
     assert window.doc.history.budget_bytes == 256 << 20
     assert window.generate_panel.device.currentText() == "cpu"
     assert window.generate_panel.settings()["model"] == "some/hub-model"
+    from sd_studio.ui.dialogs import autosave_interval
+
+    assert autosave_interval(s) == 0  # autosave off from the next document on
 
 
 def test_a_first_start_shows_the_generate_button_and_leaves_the_canvas_most_of_the_width(window, qtbot):
