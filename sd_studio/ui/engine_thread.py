@@ -31,13 +31,8 @@ class EngineWorker(QObject):
             if self.models is None:
                 self.models = _noting_cache(ModelCache)()
             _note_job(request)
-            if request.engine != "classical" and not self._settled:
-                _settle_imports()  # a Fill needs neither torch nor diffusers
-                self._settled = True
-                from sd_studio.engine.cpu import configure_threads
-
-                # Here, on the thread that runs torch (OpenMP thread counts are per thread): one core for the window.
-                configure_threads(for_editor=True)
+            if request.engine != "classical":
+                self.warm_up()  # a Fill needs neither torch nor diffusers
             result = generate(
                 request,
                 progress=lambda p: self.progress.emit(job, p),
@@ -48,6 +43,19 @@ class EngineWorker(QObject):
             self.failed.emit(job, exc)
         else:
             self.finished.emit(job, result)
+
+
+    @Slot()
+    def warm_up(self) -> None:
+        """Import torch and diffusers and set the thread counts, once; later calls return at once."""
+        if self._settled:
+            return
+        _settle_imports()
+        self._settled = True
+        from sd_studio.engine.cpu import configure_threads
+
+        # Here, on the thread that runs torch (OpenMP thread counts are per thread): one core for the window.
+        configure_threads(for_editor=True)
 
 
 def _note_job(request) -> None:
@@ -127,6 +135,7 @@ class EngineThread(QObject):
     failed = Signal(int, object)
     busy_changed = Signal(bool)
     _start = Signal(int, object)
+    _warm_up = Signal()
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -135,6 +144,7 @@ class EngineThread(QObject):
         self.worker = EngineWorker()
         self.worker.moveToThread(self._thread)
         self._start.connect(self.worker.run)
+        self._warm_up.connect(self.worker.warm_up)
         self.worker.progress.connect(self.progress)
         self.worker.finished.connect(self._done)
         self.worker.failed.connect(self._failed)
@@ -160,6 +170,11 @@ class EngineThread(QObject):
         self.busy_changed.emit(True)
         self._start.emit(self._job, request)
         return self._job
+
+    def warm_up(self) -> None:
+        """Import torch and diffusers on the engine thread now, ahead of the first generation (which would
+        otherwise wait for them); a job submitted meanwhile starts when they are in."""
+        self._warm_up.emit()
 
     def cancel(self) -> None:
         """Ask the running job to stop at its next step."""

@@ -97,3 +97,29 @@ def test_the_command_line_does_not_import_numpy_torch_or_qt_for_help(argv):
     )
     out = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=120)
     assert "HEAVY []" in out.stderr, out.stderr
+
+
+
+def test_a_chosen_model_has_torch_imported_before_the_first_generate(qtbot, started, settings, photo, monkeypatch):
+    monkeypatch.setattr("sd_studio.app.WARM_UP_DELAY_MS", 0)
+    settings.setValue("models/default", "/models/some-model")  # a model is chosen: warm up at start
+    win = started(photo)
+    with qtbot.waitSignal(win.ready, timeout=20000):
+        pass
+    assert win.generate_panel.model_spec() == "/models/some-model"
+    qtbot.waitUntil(lambda: win.engine.worker._settled, timeout=120000)
+    assert "torch" in sys.modules and "diffusers" in sys.modules
+
+
+def test_without_a_model_nothing_is_imported_ahead(qtbot, started, photo, monkeypatch):
+    calls = []
+    monkeypatch.setattr("sd_studio.app.WARM_UP_DELAY_MS", 0)
+    monkeypatch.setattr("sd_studio.ui.engine_thread.EngineThread.warm_up", lambda self: calls.append(1))
+    win = started(photo)
+    with qtbot.waitSignal(win.ready, timeout=20000):
+        pass
+    qtbot.wait(100)  # the start-up's own check has run
+    assert win.generate_panel.model_spec() == "" and calls == []
+    win.generate_panel.model.setCurrentText("/models/other")
+    win.generate_panel.model_chosen.emit("/models/other")  # as when the user picks or types a model
+    assert calls == [1]
