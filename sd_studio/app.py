@@ -205,7 +205,7 @@ def _warm_up_engine(window, delay_ms: int | None = None) -> None:
 
     panel.model_chosen.connect(maybe)
     panel.model.activated.connect(maybe)
-    QTimer.singleShot(WARM_UP_DELAY_MS if delay_ms is None else delay_ms, maybe)
+    QTimer.singleShot(WARM_UP_DELAY_MS if delay_ms is None else delay_ms, panel, maybe)  # not after it is gone
 
 
 def run_editor(path: str | None) -> int:
