@@ -34,6 +34,7 @@ class Surface:
             raise ValueError("a surface has 1 or 4 channels")
         self.channels = channels
         self._tiles: dict[TileKey, np.ndarray] = {}
+        self._bounds: Bounds | None = None  # bounds() remembered until a tile is added or removed
 
     # -- tiles -------------------------------------------------------------------------------
     def tile(self, key: TileKey) -> np.ndarray | None:
@@ -52,9 +53,9 @@ class Surface:
         """Put back tiles taken by get_tiles (None removes a tile)."""
         for key, tile in tiles.items():
             if tile is None:
-                self._tiles.pop(key, None)
+                self._remove(key)
             else:
-                self._tiles[key] = tile
+                self._put(key, tile)
 
     def snapshot(self) -> dict[TileKey, np.ndarray]:
         """Every stored tile; sharing the read-only arrays makes this cheap and exact."""
@@ -63,11 +64,13 @@ class Surface:
     def restore(self, snapshot: Mapping[TileKey, np.ndarray]) -> None:
         """Make the surface equal to a snapshot."""
         self._tiles = dict(snapshot)
+        self._bounds = None
 
     def copy(self) -> "Surface":
         """An independent surface with the same pixels (tiles are shared until written)."""
         other = Surface(self.channels)
         other._tiles = dict(self._tiles)
+        other._bounds = self._bounds
         return other
 
     @property
@@ -81,11 +84,15 @@ class Surface:
 
     def bounds(self) -> Bounds:
         """The tile-aligned rectangle that holds every stored tile (empty for an empty surface)."""
-        if not self._tiles:
-            return Bounds(0, 0, 0, 0)
-        xs = [k[0] for k in self._tiles]
-        ys = [k[1] for k in self._tiles]
-        return Bounds.from_corners(min(xs) * TILE, min(ys) * TILE, (max(xs) + 1) * TILE, (max(ys) + 1) * TILE)
+        if self._bounds is None:
+            if not self._tiles:
+                self._bounds = Bounds(0, 0, 0, 0)
+            else:
+                # a full 8192 x 8192 layer has 16384 tiles: worth not scanning at every dab
+                xs = [k[0] for k in self._tiles]
+                ys = [k[1] for k in self._tiles]
+                self._bounds = Bounds.from_corners(min(xs) * TILE, min(ys) * TILE, (max(xs) + 1) * TILE, (max(ys) + 1) * TILE)
+        return self._bounds
 
     def content_bounds(self) -> Bounds:
         """The exact rectangle of the pixels that are not zero (empty for an empty surface)."""
@@ -172,6 +179,7 @@ class Surface:
     def clear(self) -> None:
         """Remove every pixel."""
         self._tiles = {}
+        self._bounds = None
 
     def _store(self, key: TileKey, tile: np.ndarray) -> None:
         if self.channels == 4:
@@ -179,9 +187,18 @@ class Surface:
             if transparent.any():
                 tile[transparent] = 0
         if tile.any():
-            self._tiles[key] = _frozen(tile)
+            self._put(key, _frozen(tile))
         else:
-            self._tiles.pop(key, None)
+            self._remove(key)
+
+    def _put(self, key: TileKey, tile: np.ndarray) -> None:
+        if key not in self._tiles:
+            self._bounds = None
+        self._tiles[key] = tile
+
+    def _remove(self, key: TileKey) -> None:
+        if self._tiles.pop(key, None) is not None:
+            self._bounds = None
 
     def _check(self, pixels: np.ndarray) -> np.ndarray:
         pixels = np.asarray(pixels)

@@ -112,3 +112,25 @@ def test_write_rejects_wrong_arrays():
         Surface(1).write(0, 0, np.zeros((2, 2, 4), np.uint8))
     with pytest.raises(ValueError):
         Surface(3)
+
+
+def test_bounds_follow_every_way_tiles_come_and_go():
+    s = Surface(4)
+    assert s.bounds().is_empty
+    s.write(70, 10, np.full((4, 4, 4), 255, np.uint8))
+    assert s.bounds() == Bounds(64, 0, 64, 64)
+    s.write(200, 130, np.full((2, 2, 4), 255, np.uint8))
+    assert s.bounds() == Bounds.from_corners(64, 0, 256, 192)
+    taken = s.get_tiles([(3, 2)])
+    s.set_tiles({(3, 2): None})
+    assert s.bounds() == Bounds(64, 0, 64, 64)
+    s.set_tiles(taken)
+    assert s.bounds() == Bounds.from_corners(64, 0, 256, 192)
+    snap = s.snapshot()
+    copy = s.copy()
+    s.write(200, 130, np.zeros((2, 2, 4), np.uint8))  # erased to nothing: the tile goes
+    assert s.bounds() == Bounds(64, 0, 64, 64) and copy.bounds() == Bounds.from_corners(64, 0, 256, 192)
+    s.restore(snap)
+    assert s.bounds() == Bounds.from_corners(64, 0, 256, 192)
+    s.clear()
+    assert s.bounds().is_empty
