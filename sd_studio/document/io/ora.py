@@ -23,31 +23,29 @@ import json
 import math
 import os
 import re
+import stat
 import struct
-import time
 import xml.etree.ElementTree as ET
 import xml.parsers.expat
 import zipfile
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 from xml.sax.saxutils import quoteattr
 
 import numpy as np
 
-try:
-    import fcntl
-except ImportError:  # Windows
-    fcntl = None  # type: ignore[assignment]
-
 from sd_studio.document.geometry import Bounds, Point
-from sd_studio.document.io.atomic import atomic_output
+from sd_studio.document.io.atomic import atomic_output, clean_stale_temps
 from sd_studio.document.io.oserror import file_error
 from sd_studio.document.layer import BlendMode, Layer
 from sd_studio.document.surface import TILE, Surface
 from sd_studio.errors import FileError
+
+if TYPE_CHECKING:
+    from sd_studio.document.document import Document
 
 MIMETYPE = "image/openraster"
 NAMESPACE = "urn:sd-studio:openraster"
@@ -55,10 +53,17 @@ NAMESPACE = "urn:sd-studio:openraster"
 MASK_ROLE = "inpaint-mask"
 MASK_NAME = "Inpaint mask"
 
-DEFAULT_MAX_PIXELS = 1 << 28
-"""The largest image (document, or one layer PNG) read by default: 268 megapixels."""
+DEFAULT_MAX_PIXELS = 89_478_485
+"""The largest image (document, or one layer PNG) read when Pillow's own limit is switched off;
+normally the limit is Pillow's Image.MAX_IMAGE_PIXELS, the same as for flat images."""
 MAX_TOTAL_FACTOR = 16
-"""All layer PNGs of a file together may hold this many times max_pixels."""
+"""All layers of a file together (clipped to the document) may decode to this many times max_pixels..."""
+MAX_DOCUMENT_AREAS = 64
+"""...and to this many times the document's own area, so a tiny file cannot claim huge layers..."""
+MIN_TOTAL_PIXELS = 1 << 26
+"""...though a small document may always decode this many (256 MiB of RGBA)."""
+MAX_WARNINGS = 10
+"""Warnings beyond this many are summed up in one."""
 MAX_LAYERS = 2000
 MAX_DEPTH = 32
 MAX_MEMBERS = 20000
@@ -91,55 +96,11 @@ def write_ora(path: str | os.PathLike, doc, workers: int | None = None) -> None:
     """Save doc as an OpenRaster file, atomically: the old file stays intact if anything fails.
 
     workers: how many threads encode layer PNGs (default: one per core, at most 8)."""
-    clean_stale_temps(path)
     try:
         with atomic_output(path) as f:
-            _hold(f)
             write_ora_stream(f, doc, workers)
     except OSError as exc:
         raise file_error(path, exc, "save") from exc
-
-
-def _hold(f) -> None:
-    """Lock our temporary file for as long as this process lives, so that clean_stale_temps can
-    tell a save in progress from one whose process was killed."""
-    if fcntl is not None:
-        try:
-            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            pass  # a file system without locks: the save itself still works
-
-
-def clean_stale_temps(path: str | os.PathLike) -> list[Path]:
-    """Remove the hidden temporary files that killed saves of path left beside it; returns them.
-
-    A save in progress holds a lock on its temporary file; the lock dies with its process, so
-    a file nobody holds is garbage. (Where file locks are missing, only files untouched for an
-    hour count as garbage.)
-    """
-    target = Path(os.path.realpath(os.fspath(path)))
-    pattern = re.compile(rf"^\.{re.escape(target.name)}\.[0-9a-f]{{8}}\.tmp$")
-    removed = []
-    try:
-        candidates = [p for p in target.parent.iterdir() if pattern.match(p.name)]
-    except OSError:
-        return removed
-    for temp in candidates:
-        try:
-            if fcntl is None:
-                if time.time() - temp.stat().st_mtime < 3600:
-                    continue
-            else:
-                with open(temp, "rb") as f:
-                    try:
-                        fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    except BlockingIOError:
-                        continue
-            temp.unlink()
-            removed.append(temp)
-        except OSError:
-            continue
-    return removed
 
 
 def write_ora_stream(stream, doc, workers: int | None = None) -> None:
@@ -343,14 +304,41 @@ class _Stack:
     height: int
     children: list
     metadata: dict[str, str]
+    warnings: list[str]
 
 
-def read_ora_info(path: str | os.PathLike) -> dict:
-    """Size, layers (name, position and size, opacity, visibility, lock, mode, metadata) and
-    whether there is an inpaint mask, reading only stack.xml and each PNG's header."""
-    path = Path(path)
-    with _open_zip(path) as zf:
-        stack = _read_stack(zf, path, DEFAULT_MAX_PIXELS)
+@dataclass
+class OraRead:
+    """An OpenRaster file as read: the document, and one sentence for each thing in the file that
+    SD Studio shows differently from the program that wrote it (an unknown composite op...)."""
+
+    document: "Document"
+    warnings: list[str] = field(default_factory=list)
+
+
+def max_pixels_or_default(max_pixels: int | None) -> int:
+    """The per-image pixel limit to apply: max_pixels, else Pillow's Image.MAX_IMAGE_PIXELS (the
+    limit flat images get), else DEFAULT_MAX_PIXELS where Pillow's check is switched off."""
+    if max_pixels is not None:
+        return int(max_pixels)
+    from PIL import Image
+
+    return int(Image.MAX_IMAGE_PIXELS or DEFAULT_MAX_PIXELS)
+
+
+def total_pixel_limit(width: int, height: int, max_pixels: int) -> int:
+    """The most pixels all layers (and flattened groups) of a width x height file may decode to."""
+    return min(max_pixels * MAX_TOTAL_FACTOR, max(width * height * MAX_DOCUMENT_AREAS, MIN_TOTAL_PIXELS))
+
+
+def read_ora_info(path: str | os.PathLike, max_pixels: int | None = None) -> dict:
+    """Size, layers (name, position and size, opacity, visibility, lock, mode, metadata), whether
+    there is an inpaint mask, the document's metadata and the warnings a read would give, reading
+    only stack.xml and each PNG's header; images over max_pixels are refused as read_ora does."""
+    shown = os.fspath(path)
+    limit = max_pixels_or_default(max_pixels)
+    with _open_zip(shown) as zf:
+        stack = _read_stack(zf, shown, limit)
         layers = []
         mask = False
         for spec, depth in _walk(stack.children):
@@ -358,125 +346,161 @@ def read_ora_info(path: str | os.PathLike) -> dict:
                 layers.append({"name": spec.name, "group": True, "depth": depth, "opacity": spec.opacity,
                                "visible": spec.visible, "locked": spec.locked, "blend_mode": spec.blend_mode.value})
                 continue
+            w, h, _, _ = _layer_header(zf, shown, spec.src, limit)
             if spec.role == MASK_ROLE:
                 mask = True
                 continue
-            with zf.open(_member(zf, path, spec.src)) as f:
-                w, h, _, _ = _png_header(f.read(33), path, spec.src)
             layers.append({"name": spec.name, "group": False, "depth": depth, "x": spec.x, "y": spec.y,
                            "width": w, "height": h, "opacity": spec.opacity, "visible": spec.visible,
                            "locked": spec.locked, "blend_mode": spec.blend_mode.value,
                            "metadata": dict(spec.metadata)})
     return {"format": "OpenRaster", "width": stack.width, "height": stack.height, "layers": layers,
-            "has_mask": mask, "metadata": stack.metadata}
+            "has_mask": mask, "metadata": stack.metadata, "warnings": list(stack.warnings)}
 
 
 def read_ora(path: str | os.PathLike, max_pixels: int | None = None):
-    """Open an OpenRaster file as a Document; a damaged or hostile file raises FileError.
+    """Open an OpenRaster file as a Document; a damaged or hostile file raises FileError (see open_ora)."""
+    return open_ora(path, max_pixels).document
 
-    max_pixels bounds the document and each layer image (default DEFAULT_MAX_PIXELS); all layer
-    images together may hold MAX_TOTAL_FACTOR times that.
+
+def open_ora(path: str | os.PathLike, max_pixels: int | None = None) -> OraRead:
+    """Open an OpenRaster file as a Document with its warnings; a damaged or hostile file raises FileError.
+
+    max_pixels bounds the document and each layer PNG's declared size (default: Pillow's
+    Image.MAX_IMAGE_PIXELS, as for flat images), checked from the headers before anything is
+    decoded. Every layer and flattened group is clipped to the document: only the part of a PNG
+    inside it is kept, and a layer wholly outside it holds nothing. All of them together may
+    decode to total_pixel_limit() pixels.
     """
     from sd_studio.document.document import Document
 
-    path = Path(path)
-    limit = DEFAULT_MAX_PIXELS if max_pixels is None else int(max_pixels)
-    with _open_zip(path) as zf:
-        stack = _read_stack(zf, path, limit)
+    shown = os.fspath(path)
+    limit = max_pixels_or_default(max_pixels)
+    with _open_zip(shown) as zf:
+        stack = _read_stack(zf, shown, limit)
+        budget = _Budget(shown, stack.width, stack.height, total_pixel_limit(stack.width, stack.height, limit))
         specs = [s for s, _ in _walk(stack.children) if isinstance(s, _LayerSpec)]
-        pixels = _decode_all(zf, path, specs, limit)
+        pixels = _decode_all(zf, shown, specs, Bounds(0, 0, stack.width, stack.height), limit, budget)
     try:
         doc = Document(stack.width, stack.height)
     except ValueError as exc:
-        raise FileError(f"{path.name} has an image size that cannot be opened: {exc}.") from exc
+        raise FileError(f"{shown}: its image size cannot be opened ({exc})") from exc
     doc.metadata.update(stack.metadata)
-    layers, selected = _build(stack.children, pixels, doc, limit * MAX_TOTAL_FACTOR)
+    layers, selected = _build(stack.children, pixels, doc, budget)
     layers.reverse()  # stack.xml lists the top first; a document keeps the bottom first
     if not layers:
         layers = [Layer(name="Background")]
     doc.layers[:] = layers
     doc.active = selected if selected in layers else layers[-1]
-    return doc
+    return OraRead(doc, list(stack.warnings))
+
+
+class _Budget:
+    """The pixels left to decode; taking more than is left refuses the file."""
+
+    def __init__(self, shown: str, width: int, height: int, total: int) -> None:
+        self.shown, self.size, self.total, self.left = shown, (width, height), total, total
+
+    def take(self, pixels: int) -> None:
+        """Count pixels about to be allocated; FileError once the total passes the limit."""
+        self.left -= pixels
+        if self.left < 0:
+            w, h = self.size
+            raise FileError(f"{self.shown}: its layers hold more than {self.total:,} pixels inside its "
+                            f"{w} x {h} image, the most sd-studio decodes for a file of that size")
+
+
+_ZIP_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, NotImplementedError, RuntimeError, zlib.error)
 
 
 @contextmanager
-def _open_zip(path: Path) -> Iterator[zipfile.ZipFile]:
+def _open_zip(shown: str) -> Iterator[zipfile.ZipFile]:
     try:
-        zf = zipfile.ZipFile(path)
-    except FileNotFoundError as exc:
-        raise FileError(f"{path.name} does not exist.") from exc
+        if not stat.S_ISREG(os.stat(shown).st_mode):
+            raise FileError(f"{shown}: cannot open: it is not a regular file")
+        zf = zipfile.ZipFile(shown)
     except (zipfile.BadZipFile, ValueError, EOFError) as exc:
-        raise FileError(f"{path.name} is not an OpenRaster file (it is not a zip archive).") from exc
+        raise FileError(f"{shown}: not an OpenRaster archive (it is not a zip file)") from exc
     except OSError as exc:
-        raise FileError(f"Could not read {path.name}: {exc.strerror or exc}.") from exc
+        raise file_error(shown, exc, "open") from exc
     try:
         if len(zf.infolist()) > MAX_MEMBERS:
-            raise FileError(f"{path.name} holds too many files to be an OpenRaster image.")
+            raise FileError(f"{shown}: it holds more than {MAX_MEMBERS} files, too many for an OpenRaster archive")
         yield zf
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, NotImplementedError, RuntimeError) as exc:
-        raise FileError(f"{path.name} is damaged: {exc}.") from exc
+    except _ZIP_ERRORS as exc:
+        raise FileError(f"{shown}: the archive is damaged or uses a zip feature sd-studio cannot read "
+                        f"({_detail(exc)})") from exc
     except OSError as exc:
-        raise FileError(f"Could not read {path.name}: {exc.strerror or exc}.") from exc
+        raise file_error(shown, exc, "read") from exc
     finally:
         zf.close()
 
 
-def _read_member(zf: zipfile.ZipFile, path: Path, name: str, limit: int) -> bytes:
+def _detail(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or exc.__class__.__name__
+    return (text if len(text) <= 160 else text[:159] + "…").rstrip(".")
+
+
+def _read_member(zf: zipfile.ZipFile, shown: str, name: str, limit: int) -> bytes:
     """A member's bytes, refusing it when its declared or its actual size passes limit."""
     info = zf.getinfo(name)
     if info.file_size > limit:
-        raise FileError(f"{path.name} is refused: {name} would inflate to {info.file_size} bytes.")
+        raise FileError(f"{shown}: {name} would inflate to {info.file_size:,} bytes, more than the {limit:,} it may hold")
     with zf.open(info) as f:
         data = f.read(limit + 1)
     if len(data) > limit:
-        raise FileError(f"{path.name} is refused: {name} inflates past {limit} bytes.")
+        raise FileError(f"{shown}: {name} inflates past the {limit:,} bytes it may hold")
     return data
 
 
-def _member(zf: zipfile.ZipFile, path: Path, src: str) -> str:
+def _member(zf: zipfile.ZipFile, shown: str, src: str) -> str:
     """The archive member a layer's src names; anything outside the archive is refused."""
     parts = src.replace("\\", "/").split("/")
     if not src or src.startswith(("/", "\\")) or ".." in parts or ":" in src or "\x00" in src:
-        raise FileError(f"{path.name} is refused: a layer points outside the archive ({src!r}).")
+        raise FileError(f"{shown}: a layer points outside the archive ({src[:200]!r})")
     try:
         zf.getinfo(src)
     except KeyError:
-        raise FileError(f"{path.name} is damaged: the layer image {src!r} is missing.") from None
+        raise FileError(f"{shown}: the file is damaged: the layer image {src[:200]!r} is missing") from None
     return src
 
 
-def _read_stack(zf: zipfile.ZipFile, path: Path, max_pixels: int) -> _Stack:
+def _read_stack(zf: zipfile.ZipFile, shown: str, max_pixels: int) -> _Stack:
     names = set(zf.namelist())
     if "mimetype" in names:
-        mimetype = _read_member(zf, path, "mimetype", 256).strip()
+        mimetype = _read_member(zf, shown, "mimetype", 256).strip()
         if mimetype != MIMETYPE.encode():
-            raise FileError(f"{path.name} is not an OpenRaster file (its mimetype is {mimetype[:40]!r}).")
+            raise FileError(f"{shown}: not an OpenRaster archive (its mimetype is {mimetype[:40]!r})")
     if "stack.xml" not in names:
-        raise FileError(f"{path.name} is not an OpenRaster file (it has no stack.xml).")
-    root = parse_xml(_read_member(zf, path, "stack.xml", MAX_XML_BYTES), f"{path.name}: stack.xml")
+        raise FileError(f"{shown}: not an OpenRaster archive (it has no stack.xml)")
+    root = parse_xml(_read_member(zf, shown, "stack.xml", MAX_XML_BYTES), f"{shown}: stack.xml")
     if _local(root.tag) != "image":
-        raise FileError(f"{path.name} is damaged: stack.xml does not describe an image.")
-    width = _int(root.get("w"), path, "w")
-    height = _int(root.get("h"), path, "h")
+        raise FileError(f"{shown}: the file is damaged: stack.xml does not describe an image")
+    width = _int(root.get("w"), shown, "w")
+    height = _int(root.get("h"), shown, "h")
     if width < 1 or height < 1:
-        raise FileError(f"{path.name} is damaged: its size is {width}x{height}.")
+        raise FileError(f"{shown}: the file is damaged: its size is {width} x {height}")
     if width * height > max_pixels:
-        raise FileError(f"{path.name} is {width}x{height} pixels, over the limit of {max_pixels} pixels.")
+        raise FileError(f"{shown}: declares {width} x {height} pixels, more than the limit of {max_pixels:,}")
     top = next((c for c in root if _local(c.tag) == "stack"), None)
     if top is None:
-        raise FileError(f"{path.name} is damaged: stack.xml has no stack.")
+        raise FileError(f"{shown}: the file is damaged: stack.xml has no stack")
     count = [0]
-    children = _parse_children(top, path, 1, count)
-    return _Stack(width, height, children, _metadata(root, path))
+    warnings: list[str] = []
+    children = _parse_children(top, shown, 1, count, warnings)
+    if len(warnings) > MAX_WARNINGS:
+        rest = len(warnings) - MAX_WARNINGS
+        warnings[MAX_WARNINGS:] = [f"{rest} more layers use composite ops which SD Studio shows as Normal"]
+    return _Stack(width, height, children, _metadata(root, shown), warnings)
 
 
 def parse_xml(data: bytes, what: str) -> ET.Element:
     """Parse untrusted XML, refusing DTDs and entity declarations (billion laughs, external
-    entities); a malformed document raises FileError naming `what`."""
+    entities); a malformed document raises FileError reading "WHAT is not valid XML (...)"."""
     guard = xml.parsers.expat.ParserCreate()
 
     def refuse(*_args) -> None:
-        raise FileError(f"{what} is refused: it declares a DTD or entities.")
+        raise FileError(f"{what} declares a DTD or entities, which are refused")
 
     guard.StartDoctypeDeclHandler = refuse
     guard.EntityDeclHandler = refuse
@@ -485,7 +509,7 @@ def parse_xml(data: bytes, what: str) -> ET.Element:
         guard.Parse(data, True)
         return ET.fromstring(data)
     except (xml.parsers.expat.ExpatError, ET.ParseError) as exc:
-        raise FileError(f"{what} is not valid XML ({exc}).") from exc
+        raise FileError(f"{what} is not valid XML ({exc})") from exc
 
 
 def _local(tag: str) -> str:
@@ -496,15 +520,15 @@ def _ns(name: str) -> str:
     return f"{{{NAMESPACE}}}{name}"
 
 
-def _int(value: str | None, path: Path, what: str, default: int | None = None) -> int:
+def _int(value: str | None, shown: str, what: str, default: int | None = None) -> int:
     if value is None and default is not None:
         return default
     try:
         number = float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
-        raise FileError(f"{path.name} is damaged: {what}={value!r} is not a number.") from None
+        raise FileError(f"{shown}: the file is damaged: {what}={str(value)[:40]!r} is not a number") from None
     if not math.isfinite(number) or abs(number) > 1 << 30:
-        raise FileError(f"{path.name} is damaged: {what}={value!r} is out of range.")
+        raise FileError(f"{shown}: the file is damaged: {what}={str(value)[:40]!r} is out of range")
     return int(round(number))
 
 
@@ -516,31 +540,37 @@ def _opacity(value: str | None) -> float:
     return min(1.0, max(0.0, number)) if math.isfinite(number) else 1.0
 
 
-def _blend_mode(op: str | None) -> BlendMode:
+def _blend_mode(op: str | None) -> BlendMode | None:
+    """The mode for a composite-op; None for an op SD Studio does not know."""
     if not op:
         return BlendMode.SRC_OVER
     try:
         return BlendMode.from_op(op)
     except ValueError:
-        return _ALIASES.get(op, BlendMode.SRC_OVER)
+        return _ALIASES.get(op)
 
 
-def _metadata(element: ET.Element, path: Path) -> dict[str, str]:
+def _one_line(text: str, limit: int = 80) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _metadata(element: ET.Element, shown: str) -> dict[str, str]:
     raw = element.get(_ns("metadata"))
     if not raw:
         return {}
     try:
         value = json.loads(raw)
     except ValueError:
-        raise FileError(f"{path.name} is damaged: a layer's metadata is not valid JSON.") from None
+        raise FileError(f"{shown}: the file is damaged: a layer's metadata is not valid JSON") from None
     if not isinstance(value, dict):
         return {}
     return {str(k): str(v) for k, v in value.items()}
 
 
-def _parse_children(stack: ET.Element, path: Path, depth: int, count: list[int]) -> list:
+def _parse_children(stack: ET.Element, shown: str, depth: int, count: list[int], warnings: list[str]) -> list:
     if depth > MAX_DEPTH:
-        raise FileError(f"{path.name} is refused: its groups nest deeper than {MAX_DEPTH}.")
+        raise FileError(f"{shown}: its groups nest deeper than {MAX_DEPTH}, the most sd-studio opens")
     out: list = []
     for el in stack:
         kind = _local(el.tag)
@@ -548,28 +578,35 @@ def _parse_children(stack: ET.Element, path: Path, depth: int, count: list[int])
             continue  # text and filter elements carry no pixels we can show
         count[0] += 1
         if count[0] > MAX_LAYERS:
-            raise FileError(f"{path.name} is refused: it has more than {MAX_LAYERS} layers.")
+            raise FileError(f"{shown}: it has more than {MAX_LAYERS} layers, the most sd-studio opens")
+        name = el.get("name", "Layer" if kind == "layer" else "Group")
+        op = el.get("composite-op")
+        mode = _blend_mode(op)
+        if mode is None:
+            mode = BlendMode.SRC_OVER
+            what = "layer" if kind == "layer" else "group"
+            warnings.append(f'{what} "{_one_line(name)}" uses {_one_line(op or "", 60)} which SD Studio shows as Normal')
         common = dict(
-            name=el.get("name", "Layer" if kind == "layer" else "Group"),
-            x=_int(el.get("x"), path, "x", 0), y=_int(el.get("y"), path, "y", 0),
+            name=name,
+            x=_int(el.get("x"), shown, "x", 0), y=_int(el.get("y"), shown, "y", 0),
             opacity=_opacity(el.get("opacity")),
             visible=el.get("visibility", "visible") != "hidden",
             locked=el.get("edit-locked", "false") == "true",
-            blend_mode=_blend_mode(el.get("composite-op")),
+            blend_mode=mode,
         )
         if kind == "stack":
             out.append(_StackSpec(isolated=el.get("isolation", "auto") == "isolate",
-                                  children=_parse_children(el, path, depth + 1, count), **common))
+                                  children=_parse_children(el, shown, depth + 1, count, warnings), **common))
             continue
         src = el.get("src")
         if src is None:
-            raise FileError(f"{path.name} is damaged: a layer has no image (src).")
+            raise FileError(f"{shown}: the file is damaged: a layer has no image (src)")
         origin = None
         if el.get(_ns("offset-x")) is not None:
-            origin = Point(_int(el.get(_ns("offset-x")), path, "offset-x"),
-                           _int(el.get(_ns("offset-y")), path, "offset-y", 0))
+            origin = Point(_int(el.get(_ns("offset-x")), shown, "offset-x"),
+                           _int(el.get(_ns("offset-y")), shown, "offset-y", 0))
         out.append(_LayerSpec(src=src, selected=el.get("selected") == "true", role=el.get(_ns("role"), ""),
-                              metadata=_metadata(el, path), origin=origin, **common))
+                              metadata=_metadata(el, shown), origin=origin, **common))
     return out
 
 
@@ -580,56 +617,124 @@ def _walk(children: list, depth: int = 0) -> Iterator[tuple[object, int]]:
             yield from _walk(child.children, depth + 1)
 
 
-def _png_header(head: bytes, path: Path, name: str) -> tuple[int, int, int, int]:
+def _png_header(head: bytes, shown: str, name: str) -> tuple[int, int, int, int]:
     """(width, height, bit depth, channels) from a PNG's first 33 bytes."""
     if len(head) < 33 or head[:8] != _PNG_SIGNATURE or head[12:16] != b"IHDR":
-        raise FileError(f"{path.name} is damaged: {name} is not a PNG image.")
+        raise FileError(f"{shown}: the file is damaged: {name} is not a PNG image")
     width, height, depth, color = struct.unpack(">IIBB", head[16:26])
     if color not in _CHANNELS or depth not in (1, 2, 4, 8, 16) or width < 1 or height < 1:
-        raise FileError(f"{path.name} is damaged: {name} has an invalid PNG header.")
+        raise FileError(f"{shown}: the file is damaged: {name} has an invalid PNG header")
     return width, height, depth, _CHANNELS[color]
 
 
-def _decode_all(zf: zipfile.ZipFile, path: Path, specs: list[_LayerSpec], max_pixels: int) -> dict[str, np.ndarray]:
-    """Every distinct layer image, decoded on worker threads after checking its declared size."""
-    budget = max_pixels * MAX_TOTAL_FACTOR
-    data: dict[str, bytes] = {}
+def _layer_header(zf: zipfile.ZipFile, shown: str, src: str, max_pixels: int) -> tuple[int, int, int, int]:
+    """A layer PNG's header, refused when its declared size passes max_pixels."""
+    name = _member(zf, shown, src)
+    with zf.open(name) as f:
+        head = f.read(33)
+    w, h, depth, channels = _png_header(head, shown, name)
+    if w * h > max_pixels:
+        raise FileError(f"{shown}: {name} declares {w} x {h} pixels, more than the limit of {max_pixels:,}")
+    return w, h, depth, channels
+
+
+_Key = tuple  # (src, x, y): one layer image placed at one position
+_Piece = tuple  # (clip in document coordinates, RGBA pixels of exactly that rectangle)
+
+
+def _decode_all(zf: zipfile.ZipFile, shown: str, specs: list[_LayerSpec], area: Bounds, max_pixels: int,
+                budget: _Budget) -> dict[_Key, _Piece | None]:
+    """The part inside area of every distinct (image, position), decoded on worker threads after
+    checking each PNG's declared size and the total against budget; None where nothing lies inside."""
+    headers: dict[str, tuple[int, int, int, int]] = {}
+    jobs: dict[_Key, tuple[Bounds, int]] = {}
+    out: dict[_Key, _Piece | None] = {}
     for spec in specs:
-        if spec.src in data:
+        if spec.src not in headers:
+            headers[spec.src] = _layer_header(zf, shown, spec.src, max_pixels)
+        w, h, depth, channels = headers[spec.src]
+        clip = Bounds(spec.x, spec.y, w, h).intersect(area)
+        key = (spec.src, spec.x, spec.y)
+        if clip.is_empty:
+            out[key] = None
             continue
-        name = _member(zf, path, spec.src)
-        with zf.open(name) as f:
-            head = f.read(33)
-        w, h, depth, channels = _png_header(head, path, name)
-        if w * h > max_pixels:
-            raise FileError(f"{path.name} is refused: {name} is {w}x{h} pixels, over the limit of {max_pixels}.")
-        budget -= w * h
-        if budget < 0:
-            raise FileError(f"{path.name} is refused: its layers hold more than {max_pixels * MAX_TOTAL_FACTOR} pixels.")
         raw = h * (1 + (w * channels * depth + 7) // 8)
-        data[name] = _read_member(zf, path, name, raw + raw // 64 + 2 * h + (16 << 20))
+        byte_limit = raw + raw // 64 + 12 * h + (16 << 20)  # stored zlib blocks, chunks, text
+        size = zf.getinfo(spec.src).file_size
+        if size > byte_limit:
+            raise FileError(f"{shown}: {spec.src} would inflate to {size:,} bytes, more than a "
+                            f"{w} x {h} PNG can hold")
+        budget.take(clip.width * clip.height)  # every layer gets its own copy of the pixels
+        jobs[key] = (clip, byte_limit)
     with ThreadPoolExecutor(max_workers=_workers(), thread_name_prefix="ora-decode") as pool:
-        futures = {name: pool.submit(decode_png, blob, f"{path.name}: {name}") for name, blob in data.items()}
-        data.clear()
-        return {name: future.result() for name, future in futures.items()}
+        futures = {
+            key: pool.submit(_decode_member, zf, shown, key[0], clip.offset(-key[1], -key[2]), limit)
+            for key, (clip, limit) in jobs.items()
+        }
+        for key, future in futures.items():
+            out[key] = (jobs[key][0], future.result())
+    return out
+
+
+def _decode_member(zf: zipfile.ZipFile, shown: str, name: str, crop: Bounds, byte_limit: int) -> np.ndarray:
+    """The crop rectangle of a layer PNG, streamed from the archive: only the rows up to the
+    crop's bottom are inflated, and only the crop is kept in memory."""
+    import pyvips
+
+    what = f"{shown}: {name}"
+    failure: list[BaseException] = []
+    fed = [0]
+    with zf.open(name) as f:
+
+        def read(size: int) -> bytes:
+            if failure:
+                return b""
+            try:
+                chunk = f.read(max(0, min(size, byte_limit + 1 - fed[0])))
+            except BaseException as exc:  # noqa: BLE001 - raised again below, not in libvips' callback
+                failure.append(exc)
+                return b""
+            fed[0] += len(chunk)
+            if fed[0] > byte_limit:
+                failure.append(FileError(f"{shown}: {name} inflates past the {byte_limit:,} bytes a PNG of its size may hold"))
+                return b""
+            return chunk
+
+        source = pyvips.SourceCustom()
+        source.on_read(read)
+        try:
+            image = pyvips.Image.new_from_source(source, "", access="sequential", fail=True)
+            image = image.crop(crop.x, crop.y, crop.width, crop.height)
+            array = _to_rgba(image, what)
+        except pyvips.Error as exc:
+            if failure:
+                raise failure[0] from exc
+            raise FileError(f"{what} is not a readable PNG image") from exc
+    if failure:
+        raise failure[0]
+    return array
 
 
 def decode_png(blob: bytes, what: str) -> np.ndarray:
-    """PNG bytes as an 8-bit straight RGBA (h, w, 4) array; a broken image raises FileError."""
+    """PNG bytes as an 8-bit straight RGBA (h, w, 4) array; a broken image raises FileError naming what."""
     import pyvips
 
     try:
         image = pyvips.Image.new_from_buffer(blob, "", access="sequential", fail=True)
-        if image.interpretation in ("cmyk", "lab", "labs", "xyz") or image.bands > 4:
-            raise FileError(f"{what} has an unsupported colour format.")
-        if image.format == "ushort":
-            image = image.cast("uchar", shift=True)
-        elif image.format != "uchar":
-            image = image.cast("uchar")
-        array = np.ndarray(buffer=image.write_to_memory(), dtype=np.uint8,
-                           shape=(image.height, image.width, image.bands))
+        return _to_rgba(image, what)
     except pyvips.Error as exc:
-        raise FileError(f"{what} is not a readable PNG image.") from exc
+        raise FileError(f"{what} is not a readable PNG image") from exc
+
+
+def _to_rgba(image, what: str) -> np.ndarray:
+    """A libvips image as 8-bit straight RGBA; pyvips.Error when its pixels cannot be decoded."""
+    if image.interpretation in ("cmyk", "lab", "labs", "xyz") or image.bands > 4:
+        raise FileError(f"{what} has an unsupported colour format")
+    if image.format == "ushort":
+        image = image.cast("uchar", shift=True)
+    elif image.format != "uchar":
+        image = image.cast("uchar")
+    array = np.ndarray(buffer=image.write_to_memory(), dtype=np.uint8, shape=(image.height, image.width, image.bands))
     bands = array.shape[2]
     if bands == 4:
         return array
@@ -642,18 +747,20 @@ def decode_png(blob: bytes, what: str) -> np.ndarray:
     return out
 
 
-def _build(children: list, pixels: dict[str, np.ndarray], doc, budget: int) -> tuple[list[Layer], Layer | None]:
+def _build(children: list, pixels: dict[_Key, _Piece | None], doc, budget: _Budget) -> tuple[list[Layer], Layer | None]:
     """Layers (top first) for a list of stack children, with nested stacks hoisted or flattened
     as the module docstring says; also the layer marked selected, if any."""
     layers: list[Layer] = []
     selected: Layer | None = None
     for spec in children:
         if isinstance(spec, _LayerSpec):
+            piece = pixels[(spec.src, spec.x, spec.y)]
             if spec.role == MASK_ROLE:
-                alpha = pixels[spec.src][..., 3]
-                doc.mask.surface.write(spec.x, spec.y, np.ascontiguousarray(alpha))
+                if piece is not None:
+                    clip, rgba = piece
+                    doc.mask.surface.write(clip.x, clip.y, np.ascontiguousarray(rgba[..., 3]))
                 continue
-            layer = _layer(spec, pixels[spec.src])
+            layer = _layer(spec, piece)
             layers.append(layer)
             if spec.selected:
                 selected = layer
@@ -663,7 +770,7 @@ def _build(children: list, pixels: dict[str, np.ndarray], doc, budget: int) -> t
             layers += inner
             selected = inner_selected or selected
         else:
-            layers.append(_flatten_group(spec, inner, budget))
+            layers.append(_flatten_group(spec, inner, doc.bounds, budget))
     return layers, selected
 
 
@@ -674,31 +781,35 @@ def _can_hoist(spec: _StackSpec, inner: list[Layer]) -> bool:
     return not spec.isolated or all(layer.blend_mode is BlendMode.SRC_OVER for layer in inner)
 
 
-def _flatten_group(spec: _StackSpec, inner: list[Layer], budget: int) -> Layer:
+def _flatten_group(spec: _StackSpec, inner: list[Layer], document: Bounds, budget: _Budget) -> Layer:
+    """One layer holding a group's composite, clipped to the document."""
     from sd_studio.document.composite import flatten
 
     area = Bounds(0, 0, 0, 0)
     for layer in inner:
         area = area.union(layer.document_bounds()) if not area.is_empty else layer.document_bounds()
+    area = area.intersect(document) if not area.is_empty else area
     group = Layer(name=spec.name, opacity=spec.opacity, visible=spec.visible, locked=spec.locked,
                   blend_mode=spec.blend_mode, surface=Surface(4))
     if area.is_empty:
         return group
-    if area.width * area.height > budget:
-        raise FileError(f"The group {spec.name!r} is too large to open.")
+    budget.take(area.width * area.height)
     group.offset = Point(area.x, area.y)
     group.surface.write(0, 0, flatten(list(reversed(inner)), area))
     return group
 
 
-def _layer(spec: _LayerSpec, rgba: np.ndarray) -> Layer:
+def _layer(spec: _LayerSpec, piece: _Piece | None) -> Layer:
     offset = spec.origin if spec.origin is not None else Point(spec.x, spec.y)
     layer = Layer(name=spec.name, offset=offset, opacity=spec.opacity, visible=spec.visible, locked=spec.locked,
                   blend_mode=spec.blend_mode, metadata=dict(spec.metadata), surface=Surface(4))
-    if rgba.shape[:2] != (1, 1) or rgba[0, 0, 3]:
-        layer.surface.write(spec.x - offset.x, spec.y - offset.y, rgba)
+    if piece is not None:
+        clip, rgba = piece
+        if rgba.shape[:2] != (1, 1) or rgba[0, 0, 3]:
+            layer.surface.write(clip.x - offset.x, clip.y - offset.y, rgba)
     return layer
 
 
-__all__ = ["write_ora", "write_ora_stream", "read_ora", "read_ora_info", "encode_png", "decode_png",
-           "content_bounds", "parse_xml", "clean_stale_temps", "NAMESPACE", "DEFAULT_MAX_PIXELS", "MAX_LAYERS"]
+__all__ = ["write_ora", "write_ora_stream", "read_ora", "open_ora", "OraRead", "read_ora_info", "encode_png",
+           "decode_png", "content_bounds", "parse_xml", "clean_stale_temps", "max_pixels_or_default",
+           "total_pixel_limit", "NAMESPACE", "DEFAULT_MAX_PIXELS", "MAX_LAYERS"]

@@ -13,7 +13,18 @@ import pytest
 from PIL import Image
 
 from sd_studio.document.document import Document
-from sd_studio.document.io.ora import MAX_LAYERS, read_ora, read_ora_info, write_ora
+from sd_studio.document.geometry import Bounds
+from sd_studio.document.io import ora
+from sd_studio.document.io.ora import (
+    MAX_LAYERS,
+    max_pixels_or_default,
+    open_ora,
+    read_ora,
+    read_ora_info,
+    total_pixel_limit,
+    write_ora,
+)
+from sd_studio.document.layer import BlendMode
 from sd_studio.errors import FileError
 
 
@@ -63,13 +74,13 @@ def test_a_good_minimal_archive_opens(tmp_path):
 def test_random_bytes(tmp_path, content):
     path = tmp_path / "r.ora"
     path.write_bytes(content)
-    _refused(path, "not an OpenRaster file")
+    _refused(path, "not an OpenRaster archive")
     with pytest.raises(FileError):
         read_ora_info(path)
 
 
 def test_missing_file(tmp_path):
-    with pytest.raises(FileError, match="does not exist"):
+    with pytest.raises(FileError, match="no such file"):
         read_ora(tmp_path / "nope.ora")
 
 
@@ -139,18 +150,18 @@ def test_a_layer_without_src_or_with_a_non_png(tmp_path):
 
 def test_image_size_over_the_limit(tmp_path):
     _archive(tmp_path / "big.ora", _stack(w=100000, h=100000))
-    _refused(tmp_path / "big.ora", "over the limit")
+    _refused(tmp_path / "big.ora", "more than the limit")
     _archive(tmp_path / "small.ora", _stack('<layer src="data/a.png"/>', w=64, h=64), {"data/a.png": _png()})
-    _refused(tmp_path / "small.ora", "over the limit", max_pixels=1000)
+    _refused(tmp_path / "small.ora", "more than the limit", max_pixels=1000)
     assert read_ora(tmp_path / "small.ora", max_pixels=64 * 64).size == (64, 64)
 
 
 def test_layer_png_declaring_a_size_over_the_limit(tmp_path):
     # a tiny file whose PNG header claims 60000 x 60000 pixels: refused before any decoding
     _archive(tmp_path / "d.ora", _stack('<layer src="data/a.png"/>'), {"data/a.png": _png_declaring(60000, 60000)})
-    _refused(tmp_path / "d.ora", "over the limit")
+    _refused(tmp_path / "d.ora", "more than the limit")
     _archive(tmp_path / "d2.ora", _stack('<layer src="data/a.png"/>'), {"data/a.png": _png(50, 50)})
-    _refused(tmp_path / "d2.ora", "over the limit", max_pixels=2000)
+    _refused(tmp_path / "d2.ora", "more than the limit", max_pixels=2000)
 
 
 def test_zip_bomb_member_is_refused_by_its_inflated_size(tmp_path):
@@ -211,3 +222,109 @@ def test_a_failed_save_keeps_the_old_file(tmp_path):
         write_ora(path, Broken.new(8, 8))
     assert path.read_bytes() == before
     assert sorted(os.listdir(tmp_path)) == ["keep.ora"]
+
+
+def _solid_png(w: int, h: int, value: int = 77) -> bytes:
+    out = io.BytesIO()
+    Image.fromarray(np.full((h, w, 4), value, np.uint8)).save(out, "PNG")
+    return out.getvalue()
+
+
+def test_a_layer_is_clipped_to_the_document(tmp_path):
+    # a 1000 x 800 PNG placed at (-10, -20) in a 64 x 48 image: only the 64 x 48 inside is kept
+    _archive(tmp_path / "c.ora", _stack('<layer src="data/a.png" x="-10" y="-20"/>', w=64, h=48),
+             {"data/a.png": _solid_png(1000, 800)})
+    layer = read_ora(tmp_path / "c.ora").layers[0]
+    assert layer.document_bounds().intersect(Document(64, 48).bounds) == Document(64, 48).bounds
+    assert layer.surface.content_bounds().offset(*layer.offset) == Document(64, 48).bounds
+
+
+def test_a_layer_wholly_outside_the_document_holds_nothing(tmp_path):
+    _archive(tmp_path / "o.ora", _stack('<layer name="far" src="data/a.png" x="5000" y="-9000"/>', w=64, h=48),
+             {"data/a.png": _solid_png(300, 300)})
+    [layer] = read_ora(tmp_path / "o.ora").layers
+    assert layer.name == "far" and layer.surface.is_empty
+
+
+def test_a_flattened_group_is_clipped_to_the_document(tmp_path):
+    # two 1 x 1 layers at (0, 0) and (300, 300) in a 64 x 64 image once made a 320 x 320 layer
+    group = ('<stack name="G" opacity="0.5"><layer src="data/a.png" x="0" y="0"/>'
+             '<layer src="data/a.png" x="300" y="300"/></stack>')
+    _archive(tmp_path / "g.ora", _stack(group, w=64, h=64), {"data/a.png": _solid_png(1, 1, 200)})
+    [layer] = read_ora(tmp_path / "g.ora").layers
+    assert layer.name == "G" and layer.opacity == 0.5
+    assert layer.surface.content_bounds().offset(*layer.offset) == Bounds(0, 0, 1, 1)
+    assert Document(64, 64).bounds.contains(layer.document_bounds())
+
+
+def test_the_decoded_total_is_tied_to_the_document_area():
+    big = 89_478_485
+    assert total_pixel_limit(4000, 3000, big) == 4000 * 3000 * ora.MAX_DOCUMENT_AREAS
+    assert total_pixel_limit(8000, 8000, big) == big * ora.MAX_TOTAL_FACTOR
+    # a small image may still decode a modest fixed amount (256 MiB), whatever its size
+    assert total_pixel_limit(16, 16, big) == ora.MIN_TOTAL_PIXELS
+
+
+def test_layers_past_the_document_area_budget_are_refused(tmp_path, monkeypatch):
+    # each layer lies inside the 16 x 16 image and fits the per-image limit; their sum does not
+    monkeypatch.setattr(ora, "MIN_TOTAL_PIXELS", 0)
+    count = ora.MAX_DOCUMENT_AREAS
+    _archive(tmp_path / "ok.ora", _stack('<layer src="data/a.png"/>' * count, w=16, h=16),
+             {"data/a.png": _solid_png(16, 16)})
+    assert len(read_ora(tmp_path / "ok.ora").layers) == count
+    _archive(tmp_path / "t.ora", _stack('<layer src="data/a.png"/>' * (count + 1), w=16, h=16),
+             {"data/a.png": _solid_png(16, 16)})
+    _refused(tmp_path / "t.ora", "more than 16,384 pixels inside its 16 x 16 image")
+    # what lies outside the document is not decoded, so it does not count
+    outside = '<layer src="data/a.png" x="100" y="100"/>' * 200
+    _archive(tmp_path / "out.ora", _stack('<layer src="data/a.png"/>' + outside, w=16, h=16),
+             {"data/a.png": _solid_png(16, 16)})
+    assert len(read_ora(tmp_path / "out.ora").layers) == 201
+
+
+def test_the_default_per_image_limit_is_the_one_flat_images_get(tmp_path, monkeypatch):
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 5000)
+    assert max_pixels_or_default(None) == 5000
+    # a small file whose layer PNG declares more than that is refused from its header
+    _archive(tmp_path / "h.ora", _stack('<layer src="data/a.png"/>', w=8, h=8), {"data/a.png": _png_declaring(100, 60)})
+    _refused(tmp_path / "h.ora", r"data/a.png declares 100 x 60 pixels, more than the limit of 5,000")
+    with pytest.raises(FileError, match="more than the limit of 5,000"):
+        read_ora_info(tmp_path / "h.ora")
+    _archive(tmp_path / "d.ora", _stack(w=100, h=60))
+    _refused(tmp_path / "d.ora", r"declares 100 x 60 pixels, more than the limit of 5,000")
+
+
+def test_a_png_inflate_bomb_decodes_only_the_pixels_it_declares(tmp_path):
+    # an 8 x 8 PNG whose IDAT inflates to 64 MiB: decoding streams and stops after 8 rows
+    bomb = _png_declaring(8, 8, zlib.compress(b"\x00" * (64 << 20), 9))
+    assert len(bomb) < 1 << 20
+    _archive(tmp_path / "z.ora", _stack('<layer src="data/a.png" x="2" y="3"/>', w=8, h=8), {"data/a.png": bomb})
+    [layer] = read_ora(tmp_path / "z.ora").layers
+    assert layer.surface.is_empty  # all-zero rows: fully transparent
+
+
+def test_errors_name_the_path_as_given_then_the_reason(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    os.mkdir("sub")
+    _archive(tmp_path / "sub" / "x.ora", _stack('<layer src="../x.png"/>'))
+    for call in (read_ora, read_ora_info):
+        with pytest.raises(FileError) as caught:
+            call("./sub/x.ora")
+        assert str(caught.value) == "./sub/x.ora: a layer points outside the archive ('../x.png')"
+
+
+def test_unknown_composite_ops_read_as_normal_with_a_warning(tmp_path):
+    layers = ('<layer name="Glow" src="data/a.png" composite-op="krita:linear_light"/>'
+              '<stack name="Shade" composite-op="krita:burn"><layer src="data/a.png"/></stack>'
+              '<layer name="Plain" src="data/a.png" composite-op="svg:multiply"/>')
+    _archive(tmp_path / "k.ora", _stack(layers), {"data/a.png": _png()})
+    read = open_ora(tmp_path / "k.ora")
+    assert [layer.blend_mode for layer in reversed(read.document.layers)][0] is BlendMode.SRC_OVER
+    assert read.warnings == [
+        'layer "Glow" uses krita:linear_light which SD Studio shows as Normal',
+        'group "Shade" uses krita:burn which SD Studio shows as Normal',
+    ]
+    assert read_ora_info(tmp_path / "k.ora")["warnings"] == read.warnings
+    _archive(tmp_path / "many.ora", _stack('<layer src="data/a.png" composite-op="krita:x"/>' * 30), {"data/a.png": _png()})
+    warnings = open_ora(tmp_path / "many.ora").warnings
+    assert len(warnings) == 11 and warnings[-1].startswith("20 more layers use composite ops")
