@@ -135,6 +135,24 @@ def _decode(fp, name: str, limit: int | None, max_side: int | None) -> ImportedI
     return ImportedImage(pixels, im.format or "", mode, converted, metadata, frames)
 
 
+def detect_format(path: str | os.PathLike) -> str | None:
+    """The READ_FORMATS name of the image format the file's first bytes show, or None (nothing decoded)."""
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return None  # a pipe would block
+        with open(path, "rb") as fp:
+            prefix = fp.read(16)
+    except OSError:
+        return None
+    Image.init()
+    for fmt in READ_FORMATS:
+        _factory, accept = Image.OPEN[fmt]
+        result = accept(prefix) if accept else False
+        if result and not isinstance(result, str):
+            return fmt
+    return None
+
+
 def _open_header(fp, name: str) -> Image.Image:
     # Image.open() without its own decompression-bomb check (which would refuse before we could
     # apply a caller's higher limit, and word it differently): the same plugin registry, limited
@@ -363,6 +381,7 @@ def save_image(
     background: tuple[int, int, int] = (255, 255, 255),
     parameters: str | None = None,
     icc_profile: bytes | None = None,
+    text: dict[str, str] | None = None,
 ) -> None:
     """Write straight RGBA uint8 pixels (height, width, 4) to an image file, atomically.
 
@@ -371,6 +390,9 @@ def save_image(
     and BMP are flattened onto `background`. `quality` (1-100) applies to JPEG and WebP; WebP at
     100 is lossless. `parameters` (A1111 text) goes where A1111 puts it: a PNG `parameters` text
     chunk, or the EXIF UserComment ("UNICODE" + UTF-16BE) of a JPEG or WebP; TIFF and BMP drop it.
+    `text` holds other tools' generation metadata by PNG chunk name (ComfyUI `prompt` and
+    `workflow`, InvokeAI, NovelAI...: see METADATA_KEYS); a PNG gets each as a text chunk after
+    `parameters`, other formats drop them (a key outside METADATA_KEYS raises ValueError).
     Colour: pixels are sRGB (open_image converts embedded profiles to sRGB), so by default no
     profile is embedded and viewers assume sRGB, which is exact; pass `icc_profile` to tag the
     file with another profile that describes the pixels.
@@ -385,9 +407,11 @@ def save_image(
         options["icc_profile"] = icc_profile
     if fmt == "PNG":
         im = Image.fromarray(pixels, "RGBA")
-        if parameters:
+        chunks = _png_chunks(parameters, text)
+        if chunks:
             info = PngImagePlugin.PngInfo()
-            info.add_text("parameters", parameters)  # tEXt when Latin-1, else iTXt, like A1111
+            for key, value in chunks.items():
+                info.add_text(key, value)  # tEXt when Latin-1, else iTXt, like A1111 and ComfyUI
             options["pnginfo"] = info
     elif fmt == "JPEG":
         im = _flatten(pixels, background)
@@ -421,6 +445,16 @@ def save_image(
             if exc.errno is None:
                 raise FileError(f"{name}: cannot write the {fmt} file ({_detail(exc)})") from exc
             raise file_error(name, exc, "write") from exc
+
+
+def _png_chunks(parameters: str | None, text: dict[str, str] | None) -> dict[str, str]:
+    chunks = {"parameters": parameters} if parameters else {}
+    for key, value in (text or {}).items():
+        if key not in METADATA_KEYS:
+            raise ValueError(f"{key!r} is not a generation metadata chunk ({', '.join(METADATA_KEYS)})")
+        if key != "parameters" and value:
+            chunks[key] = str(value)
+    return chunks
 
 
 def _write_format(name: str, format: str | None) -> str:

@@ -13,8 +13,14 @@ Nested stacks (groups from Krita, MyPaint, GIMP) are read like this: a group tha
 fully opaque, `svg:src-over` and either pass-through (`isolation="auto"`) or holding only
 `svg:src-over` content gives its children to the parent stack as ordinary layers, because that
 changes nothing in the composite; any other group is flattened into one layer named after it and
-composited with the group's own mode, opacity and visibility. Unknown composite ops read as
-normal (`svg:src-over`). Reading is bounded and never touches the disk beyond the archive itself.
+composited with the group's own mode, opacity and visibility. Unknown composite ops (Krita's
+`krita:*`...) read as normal (`svg:src-over`), each with a warning in the read's result.
+
+Reading is bounded and never touches the disk beyond the archive itself: every layer and
+flattened group is clipped to the document (what lies outside it is not kept, and a PNG is
+streamed so only the part inside is held), each PNG's declared size is checked against the
+per-image limit before decoding, and the pixels decoded in all are bounded by a multiple of the
+document's area. Errors read "PATH: reason", PATH as the caller gave it.
 """
 
 from __future__ import annotations

@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 
 from sd_studio.document.document import Document
-from sd_studio.document.io import document_parameters, is_openraster, load_document, save_document
+from sd_studio.document.io import (
+    document_parameters,
+    document_text_chunks,
+    is_openraster,
+    load_document,
+    save_document,
+)
 from sd_studio.document.io.images import open_image, save_image
 from sd_studio.errors import FileError
 
@@ -89,12 +95,57 @@ def test_openraster_is_recognised_by_content_not_name(tmp_path):
     assert len(load_document(tmp_path / "renamed.png").layers) == 1
 
 
-def test_a_zip_that_is_not_openraster_is_refused_as_an_image(tmp_path):
+def test_a_zip_that_is_not_openraster_is_refused_with_the_reason(tmp_path):
     with zipfile.ZipFile(tmp_path / "archive.ora", "w") as archive:
         archive.writestr("mimetype", "application/zip")
     assert not is_openraster(tmp_path / "archive.ora")
-    with pytest.raises(FileError, match="ZIP"):
+    with pytest.raises(FileError, match=r"archive.ora: not an OpenRaster archive \(its mimetype is b'application/zip'\)"):
         load_document(tmp_path / "archive.ora")
+    (tmp_path / "archive.ora").rename(tmp_path / "archive.png")  # not named .ora: refused as an image
+    with pytest.raises(FileError, match="it is a ZIP file; sd-studio opens PNG"):
+        load_document(tmp_path / "archive.png")
+
+
+@pytest.mark.parametrize("content", [b"", b"GIF87 nearly", bytes(range(256)) * 4])
+def test_other_bytes_named_ora_are_not_an_openraster_archive(tmp_path, content):
+    path = tmp_path / "random.ora"
+    path.write_bytes(content)
+    with pytest.raises(FileError) as caught:
+        load_document(path)
+    assert str(caught.value) == f"{path}: not an OpenRaster archive (it is not a zip file)"
+
+
+def test_an_image_named_ora_opens_as_the_image_it_is(tmp_path):
+    save_image(tmp_path / "photo.png", _pixels())
+    (tmp_path / "photo.png").rename(tmp_path / "photo.ora")
+    assert np.array_equal(load_document(tmp_path / "photo.ora").composite(), _pixels())
+
+
+COMFY_PROMPT = '{"3": {"class_type": "KSampler", "inputs": {"seed": 5, "steps": 12}}}'
+COMFY_WORKFLOW = '{"nodes": [{"id": 3, "type": "KSampler", "widgets_values": [5, "fixed", 12]}]}'
+
+
+def test_other_tools_metadata_survives_a_png_to_png_save(tmp_path):
+    save_image(tmp_path / "comfy.png", _pixels(), text={"prompt": COMFY_PROMPT, "workflow": COMFY_WORKFLOW})
+    doc = load_document(tmp_path / "comfy.png")
+    save_document(tmp_path / "again.png", doc)
+    assert open_image(tmp_path / "again.png").parameters == {"prompt": COMFY_PROMPT, "workflow": COMFY_WORKFLOW}
+    save_document(tmp_path / "mid.ora", doc)  # through a project file too
+    save_document(tmp_path / "out.png", load_document(tmp_path / "mid.ora"))
+    assert open_image(tmp_path / "out.png").parameters == {"prompt": COMFY_PROMPT, "workflow": COMFY_WORKFLOW}
+
+
+def test_png_text_chunks_follow_the_a1111_parameters_and_only_generation_keys_are_taken(tmp_path):
+    from PIL import Image
+
+    save_image(tmp_path / "both.png", _pixels(), parameters=TEXT, text={"workflow": COMFY_WORKFLOW})
+    with Image.open(tmp_path / "both.png") as im:
+        assert list(im.text) == ["parameters", "workflow"]
+    with pytest.raises(ValueError, match="not a generation metadata chunk"):
+        save_image(tmp_path / "x.png", _pixels(), text={"title": "mine"})
+    doc = Document.new(4, 4)
+    doc.metadata.update({"title": "sample", "workflow": COMFY_WORKFLOW, "parameters": TEXT})
+    assert document_text_chunks(doc) == {"workflow": COMFY_WORKFLOW}
 
 
 def test_openraster_files_take_no_image_options(tmp_path):
