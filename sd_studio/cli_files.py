@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 
 from sd_studio.errors import FileError
 
@@ -35,21 +36,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run_info(args: argparse.Namespace) -> int:
     """Print what FILE holds; FileError when it cannot be read."""
-    from sd_studio.document.io import is_openraster
+    from sd_studio.document.io import file_kind
 
     path = args.file
     _check_readable(path)
-    lines = _ora_info(path) if is_openraster(path) else _image_info(path, args.max_pixels)
+    warnings: list[str] = []
+    if file_kind(path) == "openraster":
+        lines = _ora_info(path, args.max_pixels, warnings)
+    else:
+        lines = _image_info(path, args.max_pixels)
     print("\n".join(lines))
+    _warn(path, warnings)
     return 0
 
 
 def run_convert(args: argparse.Namespace) -> int:
     """Read IN (image or .ora) and write OUT in the format of its extension."""
-    from sd_studio.document.io import load_document, save_document
+    from sd_studio.document.io import open_document, save_document
 
     _check_readable(args.input)
-    doc = load_document(args.input, max_pixels=args.max_pixels)
+    opened = open_document(args.input, max_pixels=args.max_pixels)
+    _warn(args.input, opened.warnings)
+    doc = opened.document
     opts = {}
     if args.quality is not None:
         if os.path.splitext(args.output)[1].lower() == ".ora":
@@ -77,15 +85,25 @@ def _image_info(path: str, max_pixels: int | None) -> list[str]:
     return lines
 
 
-def _ora_info(path: str) -> list[str]:
+def _warn(path: str, warnings: list[str]) -> None:
+    """Print each warning of a read as one line `sd-studio: warning: PATH: warning` on stderr."""
+    from sd_studio.cli import PROG
+
+    for warning in warnings:
+        print(f"{PROG}: warning: {path}: {warning}", file=sys.stderr)
+
+
+def _ora_info(path: str, max_pixels: int | None, warnings: list[str]) -> list[str]:
     from sd_studio.document.io import openraster
     from sd_studio.document.io.parameters import describe_metadata
 
-    info = openraster().read_ora_info(path)  # reads stack.xml and PNG headers, no pixels
+    info = openraster().read_ora_info(path, max_pixels=max_pixels)  # stack.xml and PNG headers, no pixels
+    warnings += info.get("warnings", [])
     layers = info.get("layers", [])
     lines = [path, f"  size: {info['width']}x{info['height']}", "  format: OpenRaster",
              "  colour mode: RGBA", f"  layers: {sum(not layer.get('group') for layer in layers)} (top first)"]
     described = []
+    seen = set()
     for layer in layers:
         indent = "  " * int(layer.get("depth", 0))
         notes = [note for flag, note in (("group", "group"), ("locked", "locked")) if layer.get(flag)]
@@ -94,8 +112,15 @@ def _ora_info(path: str) -> list[str]:
         lines.append(f"    {indent}{layer.get('name', '')}" + (f" ({', '.join(notes)})" if notes else ""))
         parameters = (layer.get("metadata") or {}).get("parameters")
         if parameters:
+            seen.add(parameters)
             described.append(f"layer {layer.get('name', '')!r}:")
             described += ["  " + line for line in describe_metadata({"parameters": parameters})]
+    # the document's own metadata (a source image's ComfyUI graph, a title...); an imported
+    # image's `parameters` are on its layer too and are not shown twice
+    own = {k: v for k, v in (info.get("metadata") or {}).items() if v and not (k == "parameters" and v in seen)}
+    if own:
+        described.append("document:")
+        described += ["  " + line for line in describe_metadata(own)]
     if info.get("has_mask"):
         lines.append("  inpaint mask: yes")
     lines += _parameters_block(described)
@@ -128,7 +153,8 @@ def _quality(text: str) -> int:
 
 def _add_max_pixels(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-pixels", type=_positive, default=None, metavar="N",
-                        help="refuse images declaring more than N pixels (default: Pillow's limit, about 89 million)")
+                        help="refuse images (and .ora layer images) declaring more than N pixels "
+                        "(default: Pillow's limit, about 89 million)")
 
 
 def _positive(text: str) -> int:

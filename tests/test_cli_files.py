@@ -165,5 +165,75 @@ def test_info_on_a_damaged_openraster_file(tmp_path, capsys):
         archive.writestr("mimetype", "image/openraster", compress_type=zipfile.ZIP_STORED)
     assert main(["info", str(tmp_path / "broken.ora")]) == 2
     err = capsys.readouterr().err
-    # the OpenRaster reader words its own messages; they name the file and fit on one line
-    assert err.startswith("sd-studio: error: ") and "broken.ora" in err and err.count("\n") == 1
+    # the OpenRaster reader words its own messages: the path as given, a colon, the reason
+    assert err == f"sd-studio: error: {tmp_path / 'broken.ora'}: not an OpenRaster archive (it has no stack.xml)\n"
+
+
+@pytest.mark.parametrize("command", ["info", "convert"])
+def test_random_bytes_named_ora_are_not_an_openraster_archive(tmp_path, monkeypatch, capsys, command):
+    monkeypatch.chdir(tmp_path)
+    Path("junk.ora").write_bytes(bytes(range(256)) * 8)
+    argv = [command, "junk.ora"] + (["out.png"] if command == "convert" else [])
+    assert main(argv) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err == "sd-studio: error: junk.ora: not an OpenRaster archive (it is not a zip file)\n"
+
+
+def test_info_max_pixels_applies_to_openraster_too(tmp_path, capsys):
+    doc = Document.new(12, 10)
+    save_document(tmp_path / "p.ora", doc)
+    assert main(["info", "--max-pixels", "100", str(tmp_path / "p.ora")]) == 2
+    assert capsys.readouterr().err == (
+        f"sd-studio: error: {tmp_path / 'p.ora'}: declares 12 x 10 pixels, more than the limit of 100\n")
+    assert main(["info", "--max-pixels", "120", str(tmp_path / "p.ora")]) == 0
+
+
+COMFY_PROMPT = json.dumps({
+    "3": {"class_type": "KSampler", "inputs": {"seed": 99, "steps": 30, "cfg": 5.5, "sampler_name": "euler",
+                                               "positive": ["6", 0], "negative": ["7", 0]}},
+    "6": {"class_type": "CLIPTextEncode", "inputs": {"text": "a paper boat"}},
+    "7": {"class_type": "CLIPTextEncode", "inputs": {"text": "rain"}},
+})
+
+
+def test_a_comfyui_png_keeps_its_graph_through_convert_and_info_shows_it_in_a_project(tmp_path, capsys):
+    save_image(tmp_path / "comfy.png", _pixels(), text={"prompt": COMFY_PROMPT, "workflow": '{"nodes": []}'})
+    assert main(["convert", str(tmp_path / "comfy.png"), str(tmp_path / "copy.png")]) == 0
+    assert open_image(tmp_path / "copy.png").parameters == {"prompt": COMFY_PROMPT, "workflow": '{"nodes": []}'}
+    assert main(["convert", str(tmp_path / "comfy.png"), str(tmp_path / "p.ora")]) == 0
+    capsys.readouterr()
+    assert main(["info", str(tmp_path / "p.ora")]) == 0
+    out = capsys.readouterr().out.splitlines()
+    start = out.index("  generation parameters:")
+    assert out[start + 1] == "    document:"
+    assert any("a paper boat" in line for line in out[start + 2:])
+    assert "  generation parameters: none" not in out
+
+
+def test_a_png_made_a_project_shows_its_parameters_once(tmp_path, capsys):
+    save_image(tmp_path / "gen.png", _pixels(), parameters=TEXT)
+    assert main(["convert", str(tmp_path / "gen.png"), str(tmp_path / "p.ora")]) == 0
+    assert main(["info", str(tmp_path / "p.ora")]) == 0
+    out = capsys.readouterr().out
+    assert out.count("a red fox in snow") == 1 and "document:" not in out
+
+
+def test_unknown_blend_modes_are_warned_about_on_one_line_each(tmp_path, capsys):
+    import io
+    import zipfile
+
+    png = io.BytesIO()
+    Image.fromarray(np.full((4, 4, 4), 90, np.uint8)).save(png, "PNG")
+    path = tmp_path / "krita.ora"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("mimetype", "image/openraster", compress_type=zipfile.ZIP_STORED)
+        archive.writestr("stack.xml", '<image w="4" h="4"><stack><layer name="Glow" src="data/a.png" '
+                                      'composite-op="krita:linear_light"/></stack></image>')
+        archive.writestr("data/a.png", png.getvalue())
+    warning = f'sd-studio: warning: {path}: layer "Glow" uses krita:linear_light which SD Studio shows as Normal\n'
+    assert main(["info", str(path)]) == 0
+    out, err = capsys.readouterr()
+    assert err == warning and "    Glow" in out.splitlines()
+    assert main(["convert", str(path), str(tmp_path / "out.png")]) == 0
+    assert capsys.readouterr().err == warning
+    assert open_image(tmp_path / "out.png").pixels[0, 0].tolist() == [90, 90, 90, 90]
