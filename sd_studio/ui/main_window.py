@@ -65,6 +65,7 @@ class MainWindow(QMainWindow):
         self._building = False
         self._engine_arg = engine
         self._initial_path = initial_path
+        self._opening = False  # a file is being read on a worker thread (ui/opening.py)
         self._defer_pending = defer
         self.setAcceptDrops(True)
         self.setDockNestingEnabled(True)
@@ -154,15 +155,13 @@ class MainWindow(QMainWindow):
     def _start_document(self, path: str | None) -> None:
         from sd_studio.document.document import Document
 
-        error = None
+        error = doc = None
         if path:
             try:
-                from sd_studio.document.io import load_document
-
-                doc = load_document(path)
+                doc = self._load(path)
             except Exception as exc:  # noqa: BLE001 - shown below, over a new document
                 error = exc
-            else:
+            if doc is not None:
                 doc.history.budget_bytes = self._budget()
                 self.set_document(doc, os.fspath(path))
                 self._add_recent(os.fspath(path))
@@ -361,17 +360,27 @@ class MainWindow(QMainWindow):
     def _budget(self) -> int:
         return int(self.settings.value("history/budget_mb", 1024)) << 20
 
+    def _load(self, path: str):
+        """The document at path, decoded off the main thread (the window keeps painting); None if cancelled."""
+        from sd_studio.ui.opening import load_in_background
+
+        self._opening = True
+        try:
+            return load_in_background(self, path)
+        finally:
+            self._opening = False
+
     def open_path(self, path: str) -> bool:
         """Open a file in this window (after the unsaved-changes prompt); errors are shown, nothing changes."""
         self.finish_startup()
         if not self.maybe_save():
             return False
         try:
-            from sd_studio.document.io import load_document
-
-            doc = load_document(path)
+            doc = self._load(path)
         except Exception as exc:  # noqa: BLE001 - every failure is a dialog, the document stays
             show_error(self, exc, f"open {path}")
+            return False
+        if doc is None:  # cancelled
             return False
         doc.history.budget_bytes = self._budget()
         self.set_document(doc, os.fspath(path))
@@ -461,7 +470,7 @@ class MainWindow(QMainWindow):
         return answer == QMessageBox.StandardButton.Discard
 
     def closeEvent(self, event) -> None:  # noqa: N802
-        if not self.maybe_save():
+        if self._opening or not self.maybe_save():  # a file being opened: cancel that first
             event.ignore()
             return
         self.settings.setValue("window/geometry", self.saveGeometry())
