@@ -230,6 +230,26 @@ def run_diffusion(
     return results
 
 
+def precision_used(model) -> str:
+    """The precision the UNet last ran in ("fp16" | "bf16" | "fp32"), as recorded in "Precision"; never "auto"."""
+    openvino = getattr(model, "openvino", None)
+    if openvino is not None and not openvino.failed and not openvino.torch_only:
+        return openvino.precision
+    unet = model.components.get("unet")
+    if getattr(unet, "_sd_studio_bf16_hooks", None):
+        return "bf16"
+    dtype = str(getattr(unet, "dtype", model.dtype))
+    return {"torch.float16": "fp16", "torch.bfloat16": "bf16", "torch.float32": "fp32"}.get(dtype, dtype)
+
+
+def backend_used(model) -> str:
+    """What ran the model's UNet last: "OpenVINO" when the OpenVINO backend served it, else "torch"."""
+    openvino = getattr(model, "openvino", None)
+    if openvino is not None and not openvino.failed and not openvino.torch_only:
+        return "OpenVINO"
+    return "torch"
+
+
 def _as_inpaint(mode: str, image, strength: float, width: int, height: int):
     """(mode, image, mask, strength) that run txt2img/img2img through an inpainting model, as A1111 does.
 

@@ -66,8 +66,9 @@ def _run_classical(request, seeds: list[int], method: str, progress, cancel):
     _report(progress, Progress("filling", 1, 1, message="done"))
     # The fill is deterministic: every variant is the same picture under its own seed.
     images = [rgba] + [rgba.copy() for _ in seeds[1:]]
+    unused = dataclasses.replace(request, loras=())  # a fill applies no LoRA, so none is recorded
     params = [
-        _parameters(request, seed, plan, mask, sampler=method_label(method), model="classical", model_hash=None)
+        _parameters(unused, seed, plan, mask, sampler=method_label(method), model="classical", model_hash=None)
         for seed in seeds
     ]
     return GenerationResult(images=images, region=plan.bounds, seeds=list(seeds), parameters=params)
@@ -119,8 +120,14 @@ def _run_diffusion(request, seeds: list[int], progress, cancel, models):
     for i, generated in enumerate(outputs):
         _report(progress, Progress("pasting", i + 1, len(outputs)))
         images.append(paste_back(source, generated, mask, plan, feather=request.feather, match_color=request.match_color))
+    from sd_studio.engine.diffusion import backend_used, precision_used
+
+    setup = {"Precision": precision_used(model)}
+    if model.device == "cpu" and backend_used(model) != "torch":
+        setup["CPU backend"] = backend_used(model)
     params = [
-        _parameters(request, seed, plan, mask, sampler=request.scheduler, model=model.name, model_hash=model.hash)
+        _parameters(request, seed, plan, mask, sampler=request.scheduler, model=model.name, model_hash=model.hash,
+                    setup=setup)
         for seed in seeds
     ]
     return GenerationResult(images=images, region=plan.bounds, seeds=list(seeds), parameters=params)
@@ -151,10 +158,23 @@ def _selection(mask: np.ndarray | None) -> np.ndarray | None:
     return mask
 
 
-def _parameters(request, seed: int, plan: RegionPlan, mask, *, sampler: str, model: str, model_hash: str | None) -> dict:
-    """One variant's parameters: our keys for A1111's fields, A1111's own names for its inpainting extras."""
+def _parameters(request, seed: int, plan: RegionPlan, mask, *, sampler: str, model: str, model_hash: str | None,
+                setup: dict | None = None) -> dict:
+    """One variant's parameters, in A1111's order: our keys for its fields, its own names for its extras.
+
+    LoRAs go where A1111 keeps them, as <lora:NAME:WEIGHT> tags in the prompt (what A1111 re-applies
+    and sd-parsers shows), plus its "Lora hashes"; then how the run was set up (precision, a CPU
+    backend other than torch, the inpaint area, colour matching), so the record reproduces the result.
+    """
+    from sd_studio.engine.prompt_weights import strip_extra_networks
+
+    prompt = request.prompt
+    if request.loras:
+        # Tags already in the prompt were not applied (only request.loras are), so only those are recorded.
+        tags = " ".join(f"<lora:{_lora_name(path)}:{weight:g}>" for path, weight in request.loras)
+        prompt = " ".join(part for part in (strip_extra_networks(prompt).strip(), tags) if part)
     params = {
-        "prompt": request.prompt,
+        "prompt": prompt,
         "negative_prompt": request.negative_prompt,
         "steps": request.steps,
         "sampler": sampler,
@@ -169,9 +189,24 @@ def _parameters(request, seed: int, plan: RegionPlan, mask, *, sampler: str, mod
     }
     if mask is not None:
         params["Mask blur"] = request.feather
+        params["Inpaint area"] = "Whole picture" if request.whole_image else "Only masked"
         if not request.whole_image:
             params["Masked area padding"] = request.padding
+    if request.loras:
+        from sd_studio.engine.models import lora_hash
+
+        params["Lora hashes"] = ", ".join(f"{_lora_name(path)}: {lora_hash(path)}" for path, _ in request.loras)
+    params.update(setup or {})
+    if request.match_color:
+        params["Match color"] = True
     return params
+
+
+def _lora_name(path: str) -> str:
+    """A LoRA's name as A1111 writes it in <lora:NAME:W>: the file name without its extension."""
+    from pathlib import PurePath
+
+    return PurePath(str(path)).stem
 
 
 def _report(progress, event) -> None:

@@ -304,6 +304,29 @@ def file_hash(path: Path) -> str:
     return short
 
 
+_lora_hashes: dict[str, str] = {}
+
+
+def lora_hash(path: str | Path) -> str:
+    """A LoRA's short hash as A1111 writes it in "Lora hashes": 12 hex digits of the sha256 of its tensor data.
+
+    That is the "addnet" hash (the bytes after the safetensors header), so editing the metadata
+    does not change it; cached by path, size and mtime for this process.
+    """
+    path = Path(path).expanduser()
+    stat = path.stat()
+    key = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
+    if key not in _lora_hashes:
+        digest = hashlib.sha256()
+        with path.open("rb") as f:
+            (length,) = struct.unpack("<Q", f.read(8))
+            f.seek(8 + length)
+            for block in iter(lambda: f.read(1 << 24), b""):
+                digest.update(block)
+        _lora_hashes[key] = digest.hexdigest()[:12]
+    return _lora_hashes[key]
+
+
 def folder_hash(folder: Path) -> str:
     """A short hash for a diffusers folder: that of its UNet weights (the part that makes the model what it is)."""
     files = sorted((folder / "unet").glob("*.safetensors"))

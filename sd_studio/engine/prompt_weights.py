@@ -12,6 +12,13 @@ BREAK = None  # the weight-list marker for a forced chunk break
 # closes a round bracket, a closing bracket, a run of plain text, or a lone colon.
 _TOKEN = re.compile(r"\\[()\[\]\\]|\\|\(|\[|:\s*([+-]?[.\d]+)\s*\)|\)|]|[^\\()\[\]:]+|:")
 _BREAK = re.compile(r"\s*\bBREAK\b\s*")
+# A1111's extra-network tags (modules/extra_networks.py re_extra_net), e.g. <lora:style:0.8>.
+EXTRA_NETWORK = re.compile(r"<(\w+):([^>]+)>")
+
+
+def strip_extra_networks(text: str) -> str:
+    """The prompt without A1111 extra-network tags such as <lora:NAME:WEIGHT>: they name networks, they are not text."""
+    return EXTRA_NETWORK.sub("", text)
 
 
 def parse_emphasis(text: str) -> list[tuple[str, float | None]]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -286,3 +288,82 @@ def test_cli_refuses_a_missing_lora(tiny_sd_dir, tmp_path, capsys):
     assert status == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("sd-studio: error:") and "LoRA" in err[0]
+
+
+def test_the_recorded_parameters_reproduce_a_run_with_a_lora(tiny_sd_dir, tiny_lora, models):
+    import hashlib
+    import struct
+
+    from sd_parsers import ParserManager
+    from PIL import Image
+
+    from sd_studio.document.io.parameters import parse_parameters
+
+    image = _photo(64, 64)
+    request = GenerationRequest("img2img", image=image, prompt="a cat", steps=2, seed=4, model=str(tiny_sd_dir),
+                                device="cpu", precision="fp32", loras=((str(tiny_lora), 0.5),))
+    result = generate(request, models=models)
+    text = result.parameters_text(0)
+    p = parse_parameters(text)
+    assert p["prompt"] == "a cat <lora:style:0.5>"  # where A1111 keeps LoRAs, and re-applies them from
+    raw = tiny_lora.read_bytes()
+    (length,) = struct.unpack("<Q", raw[:8])
+    assert p["Lora hashes"] == f"style: {hashlib.sha256(raw[8 + length:]).hexdigest()[:12]}"
+    assert p["Precision"] == "fp32" and "CPU backend" not in p and "Match color" not in p
+    assert text.splitlines()[-1].startswith("Steps: 2, Sampler: Euler a, CFG scale: 7, Seed: 4, Size: 64x64, ")
+    # Re-running from the record (its prompt keeps the tag) gives the same picture and the same record.
+    again = generate(dataclasses.replace(request, prompt=p["prompt"]), models=models)
+    assert np.array_equal(again.images[0], result.images[0])
+    assert again.parameters_text(0) == text
+    # The tag is a name, not text: without the LoRA it changes nothing, and it is not recorded.
+    plain = generate(dataclasses.replace(request, loras=()), models=models)
+    tagged = generate(dataclasses.replace(request, loras=(), prompt=p["prompt"]), models=models)
+    assert np.array_equal(plain.images[0], tagged.images[0])
+    assert not np.array_equal(plain.images[0], result.images[0])
+    assert "Lora hashes" not in tagged.parameters[0]
+    # sd-parsers (what image viewers use) reads the prompt with its tag and the sampler settings.
+    from sd_studio.document.io.images import save_image
+
+    path = tiny_lora.parent / "reproduced.png"
+    save_image(path, result.composite_onto(image), parameters=text)
+    info = ParserManager().parse(Image.open(path))
+    assert info.full_prompt == "a cat <lora:style:0.5>"
+    assert info.samplers[0].parameters["seed"] == "4"
+
+
+def test_the_record_says_the_precision_used_the_inpaint_area_and_colour_matching(tiny_inpaint_dir, models):
+    image = _photo(64, 80)
+    mask = np.zeros((64, 80), np.uint8)
+    mask[20:40, 20:50] = 255
+    base = GenerationRequest("inpaint", image=image, mask=mask, steps=1, seed=2, model=str(tiny_inpaint_dir),
+                             device="cpu")
+    bf16 = generate(dataclasses.replace(base, precision="bf16", match_color=True), models=models).parameters[0]
+    assert bf16["Precision"] == "bf16" and bf16["Match color"] is True
+    assert bf16["Inpaint area"] == "Only masked" and bf16["Masked area padding"] == 32
+    whole = generate(dataclasses.replace(base, precision="fp32", whole_image=True), models=models)
+    p = whole.parameters[0]
+    assert p["Precision"] == "fp32" and "Match color" not in p and "Masked area padding" not in p
+    assert p["Inpaint area"] == "Whole picture"
+    assert ", Mask blur: 4, Inpaint area: Whole picture, Precision: fp32" in whole.parameters_text(0)
+
+
+def test_the_record_names_the_openvino_backend_only_when_it_ran(tiny_sd_dir, tmp_path, monkeypatch):
+    pytest.importorskip("openvino")
+    import openvino
+
+    from sd_studio.engine.models import ModelCache
+
+    monkeypatch.setenv("SD_STUDIO_OPENVINO_CACHE", str(tmp_path / "ov"))
+    monkeypatch.setenv("SD_STUDIO_CPU_BACKEND", "openvino")
+    request = GenerationRequest("txt2img", prompt="a cat", steps=1, seed=3, width=64, height=64,
+                                model=str(tiny_sd_dir), device="cpu", precision="fp32")
+    p = generate(request, models=ModelCache()).parameters[0]
+    assert p["CPU backend"] == "OpenVINO" and p["Precision"] == "fp32"
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("conversion exploded")
+
+    monkeypatch.setenv("SD_STUDIO_OPENVINO_CACHE", str(tmp_path / "ov-broken"))
+    monkeypatch.setattr(openvino, "convert_model", broken)
+    p = generate(request, models=ModelCache()).parameters[0]
+    assert "CPU backend" not in p and p["Precision"] == "fp32"  # it fell back to torch
