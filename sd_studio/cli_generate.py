@@ -85,6 +85,8 @@ def run_generation(args: argparse.Namespace) -> int:
         match_color=args.match_color,
         whole_image=args.whole_image,
     )
+    if not args.quiet and request.model and request.engine != "classical":  # a fill reads no prompt
+        _note_long_prompts(request)
     bar = None if args.quiet else ProgressBar(sys.stderr)
     with _cancel_on_interrupt() as cancelled, _cpu_settings(args):
         try:
@@ -101,6 +103,16 @@ def run_generation(args: argparse.Namespace) -> int:
         if not args.quiet:
             print(f"{path} (seed {result.seeds[i]})", file=sys.stderr)
     return 0
+
+
+def _note_long_prompts(request) -> None:
+    """One stderr line for each of the prompt and negative prompt that is over CLIP's 75-token window."""
+    from sd_studio.engine.tokens import long_prompt_note
+
+    for label, text in (("prompt", request.prompt), ("negative prompt", request.negative_prompt)):
+        note = long_prompt_note(label, text)
+        if note:
+            print(note, file=sys.stderr)
 
 
 @contextmanager

@@ -198,3 +198,48 @@ def test_whole_image_and_match_color_reach_the_classical_fill(scratched):
     params = parse_parameters(Image.open(out).info["parameters"])
     width, height = Image.open(folder / "photo.png").size
     assert params["width"] == width and params["height"] == height  # the region was the whole image
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    """A tiny random SD model folder, built by the engine tests' own helper."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).parent / "engine" / "conftest.py"
+    spec = importlib.util.spec_from_file_location("engine_tiny_models", path)
+    tiny = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tiny)
+    return tiny.save_tiny_model(tmp_path_factory.mktemp("models") / "tiny-sd")
+
+
+LONG_PROMPT = "a red fox in the snow, " * 14  # 98 tokens (7 each) with the bundled CLIP tokenizer
+
+
+def _notes(err: str) -> list[str]:
+    return [line for line in err.splitlines() if "chunks of 75" in line]
+
+
+def test_a_prompt_over_75_tokens_is_noted_once_on_stderr(scratched, tiny_model, capsys):
+    import torch
+
+    from sd_studio.engine.tokens import prompt_chunks
+
+    folder, *_ = scratched
+    threads = torch.get_num_threads()
+    common = ["--model", str(tiny_model), "--steps", "1", "--seed", "1", "--device", "cpu", "--cpu-backend", "torch"]
+    try:
+        assert main(["txt2img", "--width", "64", "--height", "64", "-o", str(folder / "t.png"), "--prompt", LONG_PROMPT,
+                     "--negative-prompt", "blurry, " * 40, *common]) == 0
+        notes = _notes(capsys.readouterr().err)
+        assert notes == [
+            "prompt: 98 tokens, 2 chunks of 75 (see README: long prompts)",
+            f"negative prompt: {prompt_chunks('blurry, ' * 40)[0]} tokens, 2 chunks of 75 (see README: long prompts)",
+        ]
+        inpaint = ["inpaint", str(folder / "photo.png"), "--mask", str(folder / "mask.png"), "-o", str(folder / "i.png")]
+        assert main(inpaint + ["--prompt", LONG_PROMPT, "--quiet", *common]) == 0
+        assert capsys.readouterr().err == ""  # --quiet: nothing at all
+        assert main(inpaint + ["--prompt", "a red fox in the snow", *common]) == 0
+        assert _notes(capsys.readouterr().err) == []  # short: no note
+    finally:
+        torch.set_num_threads(threads)

@@ -41,12 +41,15 @@ def chunk_ids(ids: list[int], window: int = 75, comma_id: int | None = None) -> 
     return [[i for i, _ in chunk] for chunk in chunk_tokens([(i, 1.0) for i in ids], window, comma_id)]
 
 
-def _tokens(tokenizer, text: str) -> list[tuple[int | None, float]]:
-    """The prompt's (token id, emphasis weight) pairs, without start/end tokens; (None, 1.0) marks a BREAK."""
-    from sd_studio.engine.prompt_weights import parse_emphasis
+def weighted_tokens(tokenizer, text: str) -> list[tuple[int | None, float]]:
+    """The prompt's (token id, emphasis weight) pairs, without start/end tokens; (None, 1.0) marks a BREAK.
+
+    Extra-network tags such as <lora:NAME:W> are left out: they name networks, A1111 does not encode them.
+    """
+    from sd_studio.engine.prompt_weights import parse_emphasis, strip_extra_networks
 
     out: list[tuple[int | None, float]] = []
-    for piece, weight in parse_emphasis(text):
+    for piece, weight in parse_emphasis(strip_extra_networks(text)):
         if weight is None:
             out.append((None, 1.0))
             continue
@@ -62,7 +65,7 @@ def _windows(tokenizer, text: str) -> list[tuple[list[int], list[float]]]:
     comma = comma if isinstance(comma, int) and comma != tokenizer.unk_token_id else None
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     windows = []
-    for chunk in chunk_tokens(_tokens(tokenizer, text), length - 2, comma):
+    for chunk in chunk_tokens(weighted_tokens(tokenizer, text), length - 2, comma):
         ids = [tokenizer.bos_token_id, *(i for i, _ in chunk), tokenizer.eos_token_id]
         weights = [1.0, *(w for _, w in chunk), 1.0]
         windows.append((ids + [pad] * (length - len(ids)), weights + [1.0] * (length - len(weights))))
@@ -74,7 +77,7 @@ def prompt_token_count(tokenizer, text: str) -> int:
 
     Over 75 means several chunks: each 75 tokens is encoded separately and the embeddings joined.
     """
-    return sum(1 for i, _ in _tokens(tokenizer, text) if i is not None)
+    return sum(1 for i, _ in weighted_tokens(tokenizer, text) if i is not None)
 
 
 def _encode_windows(encoder, windows, device, **kwargs):

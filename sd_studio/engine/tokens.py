@@ -74,3 +74,23 @@ def window_ids(chunk: list[int], pad_token_id: int | None = None) -> list[int]:
     pad = tokenizer.eos_token_id if pad_token_id is None else pad_token_id
     ids = [tokenizer.bos_token_id, *chunk, tokenizer.eos_token_id]
     return ids + [pad] * (CLIP_WINDOW + 2 - len(ids))
+
+
+def prompt_chunks(text: str) -> tuple[int, int]:
+    """(tokens, chunks) of a prompt as the engine encodes it: emphasis syntax, BREAK and <lora:...> tags read as A1111 reads them."""
+    from sd_studio.engine.prompt_embeds import chunk_tokens, weighted_tokens
+
+    tokenizer = clip_tokenizer()
+    pairs = weighted_tokens(tokenizer, text)
+    chunks = chunk_tokens(pairs, CLIP_WINDOW, tokenizer.convert_tokens_to_ids(",</w>"))
+    return sum(1 for token, _ in pairs if token is not None), len(chunks)
+
+
+def long_prompt_note(label: str, text: str) -> str | None:
+    """A one-line note when the prompt is over CLIP's window, e.g. "prompt: 92 tokens, 2 chunks of 75 (...)"; else None."""
+    if not text:
+        return None
+    count, chunks = prompt_chunks(text)
+    if count <= CLIP_WINDOW:
+        return None
+    return f"{label}: {count} tokens, {chunks} chunks of {CLIP_WINDOW} (see README: long prompts)"

@@ -209,3 +209,20 @@ def test_counting_imports_no_torch():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["5", "False"]
+
+
+def test_prompt_chunks_count_what_the_engine_encodes():
+    from sd_studio.engine.tokens import long_prompt_note, prompt_chunks
+
+    plain = "a red fox in the snow"
+    assert prompt_chunks(plain) == (count_tokens(plain), 1)
+    # Emphasis syntax and <lora:...> tags are not encoded, so they are not counted; BREAK starts a chunk.
+    assert prompt_chunks("(a red fox:1.3) in the [snow] <lora:style:0.8>") == (count_tokens(plain), 1)
+    assert prompt_chunks("a red fox BREAK in the snow") == (count_tokens(plain), 2)
+    long = "a red fox in the snow, " * 14
+    assert prompt_chunks(long) == (98, 2)
+    assert long_prompt_note("prompt", long) == "prompt: 98 tokens, 2 chunks of 75 (see README: long prompts)"
+    full = "a red fox, " * 18 + "a red fox"
+    assert count_tokens(full) == 75 and long_prompt_note("prompt", full) is None  # exactly one window
+    assert long_prompt_note("negative prompt", full + " tail") == (
+        "negative prompt: 76 tokens, 2 chunks of 75 (see README: long prompts)")
