@@ -17,7 +17,8 @@ composited with the group's own mode, opacity and visibility. Unknown composite 
 `krita:*`...) read as normal (`svg:src-over`), each with a warning in the read's result.
 
 Reading is bounded and never touches the disk beyond the archive itself: every layer and
-flattened group is clipped to the document (what lies outside it is not kept, and a PNG is
+flattened group is clipped to the document grown by its own size on every side (kept_area: a
+layer moved partly off the canvas comes back whole; what lies farther is not kept, and a PNG is
 streamed so only the part inside is held), each PNG's declared size is checked against the
 per-image limit before decoding, and the pixels decoded in all are bounded by a multiple of the
 document's area. Errors read "PATH: reason", PATH as the caller gave it.
@@ -374,7 +375,7 @@ def open_ora(path: str | os.PathLike, max_pixels: int | None = None) -> OraRead:
 
     max_pixels bounds the document and each layer PNG's declared size (default: Pillow's
     Image.MAX_IMAGE_PIXELS, as for flat images), checked from the headers before anything is
-    decoded. Every layer and flattened group is clipped to the document: only the part of a PNG
+    decoded. Every layer and flattened group is clipped to kept_area(): only the part of a PNG
     inside it is kept, and a layer wholly outside it holds nothing. All of them together may
     decode to total_pixel_limit() pixels.
     """
@@ -386,7 +387,7 @@ def open_ora(path: str | os.PathLike, max_pixels: int | None = None) -> OraRead:
         stack = _read_stack(zf, shown, limit)
         budget = _Budget(shown, stack.width, stack.height, total_pixel_limit(stack.width, stack.height, limit))
         specs = [s for s, _ in _walk(stack.children) if isinstance(s, _LayerSpec)]
-        pixels = _decode_all(zf, shown, specs, Bounds(0, 0, stack.width, stack.height), limit, budget)
+        pixels = _decode_all(zf, shown, specs, kept_area(stack.width, stack.height), limit, budget)
     try:
         doc = Document(stack.width, stack.height)
     except ValueError as exc:
@@ -644,6 +645,13 @@ def _layer_header(zf: zipfile.ZipFile, shown: str, src: str, max_pixels: int) ->
     return w, h, depth, channels
 
 
+def kept_area(width: int, height: int) -> Bounds:
+    """What reading keeps of a width x height project's layers: the canvas and one canvas size around
+    it on every side, so pixels moved past the edge survive a save and a reopen, while a tiny file
+    still cannot claim layers of any size."""
+    return Bounds(-width, -height, 3 * width, 3 * height)
+
+
 _Key = tuple  # (src, x, y): one layer image placed at one position
 _Piece = tuple  # (clip in document coordinates, RGBA pixels of exactly that rectangle)
 
@@ -776,7 +784,7 @@ def _build(children: list, pixels: dict[_Key, _Piece | None], doc, budget: _Budg
             layers += inner
             selected = inner_selected or selected
         else:
-            layers.append(_flatten_group(spec, inner, doc.bounds, budget))
+            layers.append(_flatten_group(spec, inner, kept_area(*doc.size), budget))
     return layers, selected
 
 
@@ -788,7 +796,7 @@ def _can_hoist(spec: _StackSpec, inner: list[Layer]) -> bool:
 
 
 def _flatten_group(spec: _StackSpec, inner: list[Layer], document: Bounds, budget: _Budget) -> Layer:
-    """One layer holding a group's composite, clipped to the document."""
+    """One layer holding a group's composite, clipped to the kept area around the document."""
     from sd_studio.document.composite import flatten
 
     area = Bounds(0, 0, 0, 0)

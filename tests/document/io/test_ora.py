@@ -20,6 +20,7 @@ from sd_studio.document.geometry import Bounds, Point
 from sd_studio.document.io.ora import (
     NAMESPACE,
     content_bounds,
+    kept_area,
     read_ora,
     read_ora_info,
     write_ora,
@@ -52,14 +53,14 @@ def _sample_doc() -> Document:
 
 def _inside(layer: Layer, doc: Document) -> Surface:
     """The layer's pixels that lie inside the document, all a read keeps (in the layer's coordinates)."""
-    area = layer.to_layer(doc.bounds)
+    area = layer.to_layer(kept_area(*doc.size))
     kept = Surface(4)
     kept.write(area.x, area.y, layer.surface.read(area))
     return kept
 
 
 def _assert_same(a: Document, b: Document) -> None:
-    """b holds what a holds inside the document (what lies outside it is not read back)."""
+    """b holds what a holds inside the kept area (what lies farther out is not read back)."""
     assert a.size == b.size
     assert [layer.properties() for layer in a.layers] == [layer.properties() for layer in b.layers]
     for la, lb in zip(a.layers, b.layers):
@@ -482,15 +483,19 @@ def test_mypaint_opens_our_file_and_we_open_what_it_saves(tmp_path):
         assert np.abs(a[..., :3] * a[..., 3:] - b[..., :3] * b[..., 3:]).max() <= 255, ours.name
 
 
-def test_what_lies_outside_the_document_is_not_read_back(tmp_path):
-    # reading clips every layer to the document (a hostile file cannot make huge layers), so
-    # pixels moved past the edge are saved but do not come back
+def test_pixels_moved_past_the_edge_come_back_and_far_ones_do_not(tmp_path):
+    # reading keeps the canvas and one canvas size around it (kept_area): a layer dragged partly off
+    # the canvas survives a save and a reopen; a hostile file still cannot make huge layers
     doc = Document(40, 30)
     moved = Layer(name="Moved", offset=Point(30, -5))
     moved.surface.write(0, 0, _noise(20, 20, 3, alpha=255))  # document (30..50, -5..15)
-    doc.layers.append(moved)
+    far = Layer(name="Far", offset=Point(70, 0))
+    far.surface.write(0, 0, _noise(10, 30, 4, alpha=255))  # document (70..100, 0..10); kept up to x = 80
+    doc.layers += [moved, far]
     write_ora(tmp_path / "m.ora", doc)
-    back = read_ora(tmp_path / "m.ora").layers[0]
-    assert back.offset == Point(30, -5)
-    assert back.surface.content_bounds() == Bounds(0, 5, 10, 15)
-    assert np.array_equal(back.surface.read(Bounds(0, 5, 10, 15)), moved.surface.read(Bounds(0, 5, 10, 15)))
+    back_moved, back_far = read_ora(tmp_path / "m.ora").layers
+    assert back_moved.offset == Point(30, -5)
+    assert back_moved.surface.content_bounds() == Bounds(0, 0, 20, 20)
+    assert back_moved.surface.equals(moved.surface)
+    assert back_far.surface.content_bounds() == Bounds(0, 0, 10, 10)
+    assert np.array_equal(back_far.surface.read(Bounds(0, 0, 10, 10)), far.surface.read(Bounds(0, 0, 10, 10)))

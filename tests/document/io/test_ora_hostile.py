@@ -230,13 +230,14 @@ def _solid_png(w: int, h: int, value: int = 77) -> bytes:
     return out.getvalue()
 
 
-def test_a_layer_is_clipped_to_the_document(tmp_path):
-    # a 1000 x 800 PNG placed at (-10, -20) in a 64 x 48 image: only the 64 x 48 inside is kept
+def test_a_layer_is_clipped_to_the_kept_area(tmp_path):
+    # a 1000 x 800 PNG placed at (-10, -20) in a 64 x 48 image: what lies inside the image and one
+    # image size around it (up to x = 128, y = 96) is kept, the rest is never held
     _archive(tmp_path / "c.ora", _stack('<layer src="data/a.png" x="-10" y="-20"/>', w=64, h=48),
              {"data/a.png": _solid_png(1000, 800)})
     layer = read_ora(tmp_path / "c.ora").layers[0]
-    assert layer.document_bounds().intersect(Document(64, 48).bounds) == Document(64, 48).bounds
-    assert layer.surface.content_bounds().offset(*layer.offset) == Document(64, 48).bounds
+    assert ora.kept_area(64, 48) == Bounds(-64, -48, 192, 144)
+    assert layer.surface.content_bounds().offset(*layer.offset) == Bounds.from_corners(-10, -20, 128, 96)
 
 
 def test_a_layer_wholly_outside_the_document_holds_nothing(tmp_path):
@@ -246,7 +247,7 @@ def test_a_layer_wholly_outside_the_document_holds_nothing(tmp_path):
     assert layer.name == "far" and layer.surface.is_empty
 
 
-def test_a_flattened_group_is_clipped_to_the_document(tmp_path):
+def test_a_flattened_group_is_clipped_to_the_kept_area(tmp_path):
     # two 1 x 1 layers at (0, 0) and (300, 300) in a 64 x 64 image once made a 320 x 320 layer
     group = ('<stack name="G" opacity="0.5"><layer src="data/a.png" x="0" y="0"/>'
              '<layer src="data/a.png" x="300" y="300"/></stack>')
@@ -254,7 +255,7 @@ def test_a_flattened_group_is_clipped_to_the_document(tmp_path):
     [layer] = read_ora(tmp_path / "g.ora").layers
     assert layer.name == "G" and layer.opacity == 0.5
     assert layer.surface.content_bounds().offset(*layer.offset) == Bounds(0, 0, 1, 1)
-    assert Document(64, 64).bounds.contains(layer.document_bounds())
+    assert ora.kept_area(64, 64).contains(layer.document_bounds())
 
 
 def test_the_decoded_total_is_tied_to_the_document_area():
