@@ -361,14 +361,21 @@ class MainWindow(QMainWindow):
         return int(self.settings.value("history/budget_mb", 1024)) << 20
 
     def _load(self, path: str):
-        """The document at path, decoded off the main thread (the window keeps painting); None if cancelled."""
+        """The document at path, decoded off the main thread (the window keeps painting); None if cancelled.
+        What the file holds that SD Studio shows differently (an unknown blend mode) is said in the status bar."""
         from sd_studio.ui.opening import load_in_background
 
         self._opening = True
         try:
-            return load_in_background(self, path)
+            opened = load_in_background(self, path)
         finally:
             self._opening = False
+        if opened is None:
+            return None
+        if opened.warnings:
+            more = f" (and {len(opened.warnings) - 1} more)" if len(opened.warnings) > 1 else ""
+            QTimer.singleShot(0, lambda: self.statusBar().showMessage(f"{opened.warnings[0]}{more}", 15000))
+        return opened.document
 
     def open_path(self, path: str) -> bool:
         """Open a file in this window (after the unsaved-changes prompt); errors are shown, nothing changes."""

@@ -21,22 +21,23 @@ _INPUT = {
 
 
 def load_in_background(parent: QWidget, path: str, loader=None):
-    """The document at path, read by loader (default: io.load_document) on a worker thread while the window
-    keeps painting and ignores input; a progress box with Cancel appears if it takes a while.
+    """The file at path as an io.OpenedDocument (the document and the read's warnings), read by loader
+    (default: io.open_document) on a worker thread while the window keeps painting and ignores input;
+    a progress box with Cancel appears if it takes a while.
 
     Returns None when the user cancels (the worker's result is then dropped); raises what loading raised.
     The flattened image is computed on the worker too, so showing the document costs only a copy.
     """
     if loader is None:
-        from sd_studio.document.io import load_document as loader
+        from sd_studio.document.io import open_document as loader
     outcome: dict = {}
     done = threading.Event()
 
     def work() -> None:
         try:
-            doc = loader(path)
-            doc.composite()
-            outcome["doc"] = doc
+            opened = loader(path)
+            opened.document.composite()
+            outcome["doc"] = opened
         except BaseException as exc:  # noqa: BLE001 - handed to the main thread, raised there
             outcome["error"] = exc
         finally:

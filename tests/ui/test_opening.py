@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 
-import numpy as np
 import pytest
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtTest import QTest
@@ -15,18 +14,16 @@ import sd_studio.ui.opening as opening
 
 @pytest.fixture
 def slow_loader(monkeypatch):
-    """load_document made to wait for the test's word, so the test sees the window mid-load."""
-    from sd_studio.document.io import load_document
+    """open_document made to wait for the test's word, so the test sees the window mid-load."""
+    from sd_studio.document.io import open_document
 
     gate = threading.Event()
-    started = threading.Event()
 
     def loader(path):
-        started.set()
         gate.wait(30)
-        return load_document(path)
+        return open_document(path)
 
-    monkeypatch.setattr("sd_studio.document.io.load_document", loader)
+    monkeypatch.setattr("sd_studio.document.io.open_document", loader)
     monkeypatch.setattr(opening, "SHOW_PROGRESS_AFTER_MS", 50)
     return gate
 
@@ -88,6 +85,24 @@ def test_an_error_on_the_worker_is_raised_to_the_caller(window, tmp_path):
 
 
 def test_a_small_file_opens_without_a_box(window, photo):
-    doc = opening.load_in_background(window, str(photo))
-    assert doc is not None and window.findChild(QProgressDialog, "openingBox") is None
-    np.testing.assert_array_equal(doc.composite()[0, 0, 3], 255)
+    opened = opening.load_in_background(window, str(photo))
+    assert opened is not None and window.findChild(QProgressDialog, "openingBox") is None
+    assert opened.warnings == [] and opened.document.composite()[0, 0, 3] == 255
+
+
+def test_what_a_file_holds_that_we_show_differently_is_said(window, tmp_path, qtbot):
+    import zipfile
+
+    from sd_studio.document.document import Document
+    from sd_studio.document.io.ora import write_ora
+
+    doc = Document.new(32, 32)
+    write_ora(tmp_path / "k.ora", doc)
+    with zipfile.ZipFile(tmp_path / "k.ora") as zf:
+        members = {name: zf.read(name) for name in zf.namelist()}
+    members["stack.xml"] = members["stack.xml"].replace(b'composite-op="svg:src-over"', b'composite-op="krita:dissolve"')
+    with zipfile.ZipFile(tmp_path / "krita.ora", "w") as zf:
+        for name, data in members.items():
+            zf.writestr(name, data, zipfile.ZIP_STORED if name == "mimetype" else zipfile.ZIP_DEFLATED)
+    assert window.open_path(str(tmp_path / "krita.ora"))
+    qtbot.waitUntil(lambda: "krita:dissolve" in window.statusBar().currentMessage())
