@@ -98,6 +98,12 @@ def test_use_these_settings_restores_everything_stored(window, photo):
     assert not panel.whole_image.isChecked()  # a padding is recorded only for "only the masked area"
     assert panel.resolution.currentText() == "640"
     assert panel.settings()["resolution"] == 640
+    layer.metadata["parameters"] = format_parameters({
+        "prompt": "a lighthouse", "steps": 9, "seed": 99, "mode": "inpaint", "Mask blur": 9,
+        "Masked area padding": 48, "Inpaint area": "Whole picture", "Match color": True,
+    })
+    window.use_layer_settings(layer)
+    assert panel.whole_image.isChecked() and panel.match_color.isChecked()  # the engine's own record wins
 
 
 def test_an_unknown_model_name_keeps_the_chosen_model_and_says_so(window, photo):

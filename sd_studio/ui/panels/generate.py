@@ -327,6 +327,11 @@ class GeneratePanel(QWidget):
                 self.whole_image.setChecked(padding is None)
         if padding is not None:
             self.padding.setValue(padding)
+        area = str(p.get("Inpaint area", "")).strip().lower()
+        if area and not classical:  # A1111's own key, written by the engine since it records it
+            self.whole_image.setChecked(area.startswith("whole"))
+        if "Match color" in p:
+            self.match_color.setChecked(str(p["Match color"]).strip().lower() == "true")
         if not classical and isinstance(p.get("width"), int) and isinstance(p.get("height"), int):
             self._set_resolution(p["width"], p["height"])
         if p.get("model") and not classical:
