@@ -302,8 +302,8 @@ class OpenVinoModel:
 
         extras = [k for k, v in kwargs.items() if v is not None and k != "cross_attention_kwargs"] + list(args)
         if self.torch_only or self.failed or extras or kwargs.get("cross_attention_kwargs"):
-            return type(self.unet).forward(self.unet, sample, timestep, encoder_hidden_states, *args,
-                                           return_dict=return_dict, **kwargs)
+            return self._torch_forward(sample, timestep, encoder_hidden_states, *args, return_dict=return_dict,
+                                       **kwargs)
         try:
             out = self.unet_part(sample, self._time_embedding(sample, timestep), encoder_hidden_states,
                                  progress=self.progress)
@@ -313,6 +313,21 @@ class OpenVinoModel:
                                            return_dict=return_dict, **kwargs)
         out = out.to(sample.dtype)
         return UNet2DConditionOutput(sample=out) if return_dict else (out,)
+
+    def _torch_forward(self, sample, timestep, encoder_hidden_states, *args, return_dict: bool = True, **kwargs):
+        """The UNet on torch (a run with LoRAs, or extra inputs the IR lacks), in the precision chosen for
+        OpenVINO: bf16 through autocast, so the fp32 weights that later conversions read stay untouched."""
+        import torch
+
+        forward = type(self.unet).forward
+        if self.precision != "bf16" or sample.device.type != "cpu":
+            return forward(self.unet, sample, timestep, encoder_hidden_states, *args, return_dict=return_dict, **kwargs)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = forward(self.unet, sample, timestep, encoder_hidden_states, *args, return_dict=return_dict, **kwargs)
+        if return_dict:
+            out.sample = out.sample.to(sample.dtype)
+            return out
+        return (out[0].to(sample.dtype),) + tuple(out[1:])
 
     def _time_embedding(self, sample, timestep):
         """The UNet's sinusoidal timestep embedding for this batch, in fp32 (torch, outside the IR)."""

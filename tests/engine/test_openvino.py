@@ -191,3 +191,26 @@ def test_text_encoder_matches_torch(tiny_sd_dir, tmp_path):
     assert (got.pooler_output - want.pooler_output).abs().max().item() < 1e-4
     assert torch.equal(as_tuple[0], got[0])
     assert len(with_states.hidden_states) == encoder.config.num_hidden_layers + 1
+
+
+def test_a_run_on_torch_keeps_the_chosen_bf16_and_leaves_the_weights_alone(tiny_sd_dir, tmp_path):
+    # a run with LoRAs goes to torch (the IR holds the weights without them); it must not drop to fp32
+    import torch
+
+    model = fresh_model(tiny_sd_dir)
+    unet = model.components["unet"]
+    sample, t, text = unet_inputs(unet)
+    with torch.no_grad():
+        want = unet(sample, t, encoder_hidden_states=text).sample
+    convert = CountingConvert()
+    backend = OpenVinoModel(model, "bf16", root=tmp_path, convert=convert)
+    backend.torch_only = True
+    seen = []
+    hook = unet.conv_in.register_forward_hook(lambda module, args, out: seen.append(out.dtype))
+    with torch.no_grad():
+        got = unet(sample, t, encoder_hidden_states=text).sample
+    hook.remove()
+    assert convert.calls == 0
+    assert seen == [torch.bfloat16]  # the convolutions ran in bf16
+    assert got.dtype == torch.float32 and unet.conv_in.weight.dtype == torch.float32
+    assert torch.allclose(got, want, atol=0.1, rtol=0.05)
