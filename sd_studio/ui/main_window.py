@@ -122,6 +122,11 @@ class MainWindow(QMainWindow):
         self.docks["History"].setWidget(self.history_panel)
         if self.first_start:
             QTimer.singleShot(0, self._share_dock_height)  # once the new docks are laid out
+        else:
+            # the dock sizes restored in __init__ were laid out around empty docks; now they hold panels
+            state = self.settings.value("window/state")
+            if state is not None:
+                QTimer.singleShot(0, lambda: self.restoreState(state))
 
         engine = self._engine_arg
         self.engine = engine if engine is not None else EngineThread(self)

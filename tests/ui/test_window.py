@@ -310,3 +310,33 @@ def test_a_first_start_shows_the_generate_button_and_leaves_the_canvas_most_of_t
     qtbot.waitUntil(button_in_sight)
     assert window.canvas.width() > window.width() / 2
     assert window.docks["Layers"].height() >= 100 and window.docks["History"].height() >= 100
+
+
+def test_the_dock_layout_comes_back_as_it_was_left(qtbot, settings):
+    from sd_studio.ui.main_window import MainWindow
+
+    def start():
+        win = MainWindow(settings=settings, defer=True)
+        win.show()
+        qtbot.waitExposed(win)
+        qtbot.waitUntil(lambda: win.is_ready)
+        qtbot.wait(100)  # the dock sizes settle on the next turn
+        return win
+
+    first = start()
+    first.resize(780, 740)  # inside the offscreen screen, so the geometry comes back as it was
+    qtbot.wait(100)
+    width, canvas = first.docks["Generate"].width(), first.canvas.width()
+    assert canvas > width
+    first.doc.history.mark_clean()
+    first.close()  # saves the geometry and the dock layout
+    first.engine.shutdown()
+    second = start()
+    try:
+        assert second.size() == first.size()
+        assert abs(second.docks["Generate"].width() - width) <= 8
+        assert abs(second.canvas.width() - canvas) <= 8
+    finally:
+        second.doc.history.mark_clean()
+        second.close()
+        second.engine.shutdown()
