@@ -59,7 +59,10 @@ def _wait_painting(parent: QWidget, path: str, done: threading.Event) -> bool:
     dialog.setWindowTitle("Opening")
     dialog.setWindowModality(Qt.WindowModality.WindowModal)
     dialog.setAutoClose(False)
-    dialog.setMinimumDuration(SHOW_PROGRESS_AFTER_MS)
+    dialog.setAutoReset(False)
+    dialog.setMinimumDuration(24 * 3600 * 1000)  # shown by the timer below: a busy box gets no values to time
+    dialog.reset()
+    QTimer.singleShot(SHOW_PROGRESS_AFTER_MS, dialog, lambda: done.is_set() or dialog.show())
     blocker = _InputBlocker(dialog)
     app = QApplication.instance()
     app.installEventFilter(blocker)
@@ -91,12 +94,14 @@ class _InputBlocker(QObject):
 
     def eventFilter(self, obj, event) -> bool:  # noqa: N802 - Qt's name
         """True (consumed) for input outside the progress box; paint, resize and timers go through."""
-        if event.type() not in _INPUT:
+        kind = event.type()
+        if kind not in _INPUT:
             return False
-        if isinstance(obj, QWidget) and (obj is self.dialog or self.dialog.isAncestorOf(obj)):
+        inside = isinstance(obj, QWidget) and (obj is self.dialog or self.dialog.isAncestorOf(obj))
+        if kind == QEvent.Type.ShortcutOverride:
+            event.accept()  # "the focused widget takes the key": no window shortcut (Esc is Cancel there) fires
+            return not inside
+        if inside:
             return False
-        if isinstance(obj, QWidget) or event.type() == QEvent.Type.Shortcut:
-            if event.type() == QEvent.Type.ShortcutOverride:
-                event.accept()  # "this widget takes the key": no window shortcut fires
-            return True
-        return False  # the window system's own objects pass events on to the widgets, filtered there
+        # the window system's own objects (QWindow) pass events on to the widgets, filtered there
+        return isinstance(obj, QWidget) or kind == QEvent.Type.Shortcut
