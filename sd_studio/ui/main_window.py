@@ -16,7 +16,6 @@ from PySide6.QtWidgets import (
 )
 
 from sd_studio.errors import SDStudioError
-from sd_studio.incidents import set_context
 from sd_studio.ui.dialogs import NewDocumentDialog, SettingsDialog, settings_list
 from sd_studio.ui.errors import show_error
 from sd_studio.ui.icons import icon
@@ -203,6 +202,8 @@ class MainWindow(QMainWindow):
             # a deferred window shows its menus before the document exists: triggers wait for finish_startup
             if not self.is_ready:
                 return
+            from sd_studio.incidents import set_context  # not at import: logging is not needed for the first frame
+
             set_context(action=name)  # before the handler, so an error in it is logged under this action
             slot(checked) if checkable else slot()
 
