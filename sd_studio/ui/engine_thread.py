@@ -14,6 +14,7 @@ class EngineWorker(QObject):
     progress = Signal(int, object)  # job id, engine.request.Progress
     finished = Signal(int, object)  # job id, engine.request.GenerationResult
     failed = Signal(int, object)  # job id, the exception (sd_studio.errors.Cancelled when cancelled)
+    loaded = Signal(str, str)  # the device a job's model runs on ("cuda:0 (NVIDIA H200), float16"), its name
 
     def __init__(self) -> None:
         super().__init__()
@@ -29,7 +30,7 @@ class EngineWorker(QObject):
             from sd_studio.engine.models import ModelCache
 
             if self.models is None:
-                self.models = _noting_cache(ModelCache)()
+                self.models = _noting_cache(ModelCache, lambda device, name: self.loaded.emit(device, name))()
             _note_job(request)
             if request.engine != "classical":
                 self.warm_up()  # a Fill needs neither torch nor diffusers
@@ -85,18 +86,22 @@ def describe_device(device: str, dtype=None) -> str:
     return text
 
 
-def _noting_cache(model_cache):
-    """A ModelCache subclass whose get() tells the incident log the device and model it returned."""
+def _noting_cache(model_cache, on_loaded=None):
+    """A ModelCache subclass whose get() tells the incident log (and on_loaded(device, model name), if
+    given) the device and model it returned."""
 
     class NotingModelCache(model_cache):
         """The engine thread's model cache; every model it hands out is named in the incident log."""
 
         def get(self, spec, device="auto", precision="auto", progress=None):
-            """ModelCache.get, then incidents.set_context(device=..., model=...)."""
+            """ModelCache.get, then incidents.set_context(device=..., model=...) and on_loaded."""
             from sd_studio.incidents import set_context
 
             model = super().get(spec, device, precision, progress)
-            set_context(device=describe_device(model.device, model.dtype), model=f"{model.name} ({spec})")
+            described = describe_device(model.device, model.dtype)
+            set_context(device=described, model=f"{model.name} ({spec})")
+            if on_loaded is not None:
+                on_loaded(described, model.name)
             return model
 
     return NotingModelCache
@@ -134,6 +139,7 @@ class EngineThread(QObject):
     finished = Signal(int, object)
     failed = Signal(int, object)
     busy_changed = Signal(bool)
+    loaded = Signal(str, str)  # EngineWorker.loaded: the device and model a job really runs on
     _start = Signal(int, object)
     _warm_up = Signal()
 
@@ -146,6 +152,7 @@ class EngineThread(QObject):
         self._start.connect(self.worker.run)
         self._warm_up.connect(self.worker.warm_up)
         self.worker.progress.connect(self.progress)
+        self.worker.loaded.connect(self.loaded)
         self.worker.finished.connect(self._done)
         self.worker.failed.connect(self._failed)
         self._job = 0

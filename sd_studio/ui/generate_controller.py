@@ -40,6 +40,8 @@ class GenerationController(QObject):
         engine.finished.connect(self._on_finished)
         engine.failed.connect(self._on_failed)
         engine.busy_changed.connect(panel.set_busy)
+        if hasattr(engine, "loaded"):  # the device the model really runs on, once it is loaded
+            engine.loaded.connect(lambda device, name: self.engine_state.emit(f"{device} · {name}"))
         panel.generate_requested.connect(self.generate)
         panel.cancel_requested.connect(self.cancel)
         panel.variant_changed.connect(self._show_variant)

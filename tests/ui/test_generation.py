@@ -115,6 +115,8 @@ def test_inpaint_end_to_end_on_tiny_model(window, photo, qtbot, tiny_sd_dir):
     assert tuple(result.offset) == tuple(region.origin)
     assert result.surface.content_bounds().width <= region.width
     assert window.generate_panel.progress.format() == "Done"
+    # The status bar names the device the model really runs on, not the "auto" asked for.
+    assert window.engine_label.text().startswith("Engine: cpu, float32 · tiny-sd"), window.engine_label.text()
     # Undo removes the result, redo brings it back.
     window.actions["undo"].trigger()
     assert doc.layers == [source, top]
