@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QElapsedTimer, QTimer
+from PySide6.QtCore import QElapsedTimer, Qt, QTimer
+from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QMessageBox
 
 from sd_studio.document.commands import set_mask
@@ -157,7 +158,8 @@ def test_variants_keep_all_is_one_command(window, photo, qtbot, tiny_sd_dir):
     assert len(doc.layers) == 1
 
 
-def test_cancel_mid_run_changes_nothing(window, photo, qtbot, tiny_sd_dir):
+@pytest.mark.parametrize("how", ["action", "escape key"])
+def test_cancel_mid_run_changes_nothing(window, photo, qtbot, tiny_sd_dir, how):
     doc = _masked(window, photo)
     before = np.array(doc.composite(), copy=True)
     _configure(window, "inpaint", model=tiny_sd_dir, steps=150)
@@ -166,8 +168,11 @@ def test_cancel_mid_run_changes_nothing(window, photo, qtbot, tiny_sd_dir):
     def on_progress(job, p):
         if p.phase == "denoising":
             steps_seen.append(p.step)
-            if len(steps_seen) == 1:
+            if len(steps_seen) == 1 and how == "action":
                 window.actions["cancel"].trigger()
+            elif len(steps_seen) == 1:
+                window.canvas.setFocus()
+                QTest.keyClick(window.canvas, Qt.Key.Key_Escape)
 
     window.engine.progress.connect(on_progress)
     _run(window, qtbot)

@@ -340,3 +340,41 @@ def test_the_dock_layout_comes_back_as_it_was_left(qtbot, settings):
         second.doc.history.mark_clean()
         second.close()
         second.engine.shutdown()
+
+
+def test_file_and_clipboard_shortcuts_reach_their_actions(window, photo, tmp_path, monkeypatch):
+    """The keys a user presses, not the actions triggered from code: open, copy, paste, save as, new."""
+    from PySide6.QtGui import QGuiApplication
+
+    from sd_studio.ui.dialogs import NewDocumentDialog
+
+    canvas = window.canvas
+    canvas.setFocus()
+    ctrl, shift = Qt.KeyboardModifier.ControlModifier, Qt.KeyboardModifier.ShiftModifier
+    monkeypatch.setattr("sd_studio.ui.main_window.QFileDialog.getOpenFileName", lambda *a, **k: (str(photo), ""))
+    QTest.keyClick(canvas, Qt.Key.Key_O, ctrl)
+    assert window.windowTitle() == "photo.png — SD Studio"
+    QTest.keyClick(canvas, Qt.Key.Key_C, ctrl)
+    copied = QGuiApplication.clipboard().image()
+    assert (copied.width(), copied.height()) == (96, 80)
+    QTest.keyClick(canvas, Qt.Key.Key_V, ctrl)
+    assert len(window.doc.layers) == 2 and window.doc.active.name == "Pasted"
+    target = tmp_path / "project.ora"
+    monkeypatch.setattr("sd_studio.ui.main_window.QFileDialog.getSaveFileName",
+                        lambda *a, **k: (str(target), "OpenRaster (*.ora)"))
+    QTest.keyClick(canvas, Qt.Key.Key_S, ctrl | shift)
+    assert target.exists() and window.windowTitle() == "project.ora — SD Studio"
+    QTest.keyClick(canvas, Qt.Key.Key_Z, ctrl)  # undo the paste: modified again
+    assert window.windowTitle() == "project.ora* — SD Studio"
+    QTest.keyClick(canvas, Qt.Key.Key_S, ctrl)  # save to the same file, no dialog
+    assert window.windowTitle() == "project.ora — SD Studio"
+
+    def answer(dialog):
+        dialog.width_box.setValue(64)
+        dialog.height_box.setValue(48)
+        dialog.accept()
+        return 1
+
+    monkeypatch.setattr(NewDocumentDialog, "exec", answer)
+    QTest.keyClick(canvas, Qt.Key.Key_N, ctrl)
+    assert tuple(window.doc.size) == (64, 48) and window.windowTitle() == "Untitled — SD Studio"
