@@ -182,19 +182,25 @@ def _unet_core(unet):
 
 
 def _decoder_core(decoder):
+    return _vae_half_core(decoder)
+
+
+def _vae_half_core(half):
+    """The VAE's encoder or decoder as a module of one tensor input, for conversion (its own forward
+    is replaced by the backend's, so the class's is called)."""
     import torch
 
-    forward = type(decoder).forward
+    forward = type(half).forward
 
-    class DecoderCore(torch.nn.Module):
+    class VaeHalfCore(torch.nn.Module):
         def __init__(self) -> None:
             super().__init__()
-            self.decoder = decoder
+            self.part = half
 
-        def forward(self, z):
-            return forward(self.decoder, z)
+        def forward(self, x):
+            return forward(self.part, x)
 
-    return DecoderCore().eval()
+    return VaeHalfCore().eval()
 
 
 def _text_core(encoder):
@@ -236,9 +242,14 @@ class OpenVinoModel:
         self.unet_part = OpenVinoPart("unet", _unet_core(self.unet), self.key, hint, root=root, convert=convert,
                                       threads=threads)
         # The VAE decodes in f32 always: bf16 bands smooth gradients.
-        self.decoder_part = None
+        self.decoder_part = self.encoder_part = None
+        self.encoder_failed: str | None = None
         if self.vae is not None:
             self.decoder_part = OpenVinoPart("vae_decoder", _decoder_core(self.vae.decoder), self.key, "f32",
+                                             root=root, convert=convert, threads=threads)
+            # The encoder (img2img and inpaint) likewise in f32; converted on its first use, and a failure
+            # leaves only it on torch.
+            self.encoder_part = OpenVinoPart("vae_encoder", _vae_half_core(self.vae.encoder), self.key, "f32",
                                              root=root, convert=convert, threads=threads)
         # The text encoder runs once per image: f32, and a failure to convert it costs only its own speed-up.
         self.text_encoder = model.components.get("text_encoder")
@@ -251,11 +262,12 @@ class OpenVinoModel:
         self.unet.forward = self._unet_forward
         if self.vae is not None:
             self.vae.decoder.forward = self._decoder_forward
+            self.vae.encoder.forward = self._encoder_forward
 
     @property
     def conversions(self) -> int:
         """How many parts were converted from torch by this object (0 when every IR came from the cache)."""
-        parts = (self.unet_part, self.decoder_part, self.text_part)
+        parts = (self.unet_part, self.decoder_part, self.encoder_part, self.text_part)
         return sum(part.conversions for part in parts if part is not None)
 
     def uninstall(self) -> None:
@@ -263,6 +275,7 @@ class OpenVinoModel:
         self.unet.__dict__.pop("forward", None)
         if self.vae is not None:
             self.vae.decoder.__dict__.pop("forward", None)
+            self.vae.encoder.__dict__.pop("forward", None)
         if self.text_encoder is not None:
             self.text_encoder.__dict__.pop("forward", None)
 
@@ -364,8 +377,20 @@ class OpenVinoModel:
         hidden, pooled = (torch.from_numpy(np.array(result[i], dtype=np.float32, copy=True)) for i in (0, 1))
         return hidden, pooled
 
+    def _encoder_forward(self, x):
+        if self.failed or self.encoder_failed:  # LoRAs change no VAE weight: torch_only does not matter here
+            return type(self.vae.encoder).forward(self.vae.encoder, x)
+        try:
+            return self.encoder_part(x, progress=self.progress).to(x.dtype)
+        except ConversionError as exc:
+            self.encoder_failed = str(exc)
+            self.vae.encoder.__dict__.pop("forward", None)
+            if self.progress is not None:
+                self.progress(Progress("converting", 1, 1, message=f"The VAE encoder stays on torch ({exc})."))
+            return type(self.vae.encoder).forward(self.vae.encoder, x)
+
     def _decoder_forward(self, z, latent_embeds=None):
-        if self.torch_only or self.failed or latent_embeds is not None:
+        if self.failed or latent_embeds is not None:  # LoRAs change no VAE weight: torch_only does not matter here
             return type(self.vae.decoder).forward(self.vae.decoder, z, latent_embeds)
         try:
             return self.decoder_part(z, progress=self.progress).to(z.dtype)

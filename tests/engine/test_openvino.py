@@ -143,9 +143,9 @@ def test_generate_with_the_openvino_backend(tiny_inpaint_dir, tiny_image, tiny_m
     models = ModelCache()
     got = generate(request, progress=events.append, models=models).images[0]
     model = models.get(str(tiny_inpaint_dir), device="cpu", precision="fp32")
-    # The UNet, the VAE decoder and the text encoder, each converted once.
-    assert model.openvino is not None and model.openvino.conversions == 3 and not model.openvino.failed
-    assert model.openvino.text_failed is None
+    # The UNet, the VAE encoder (an inpaint encodes its image) and decoder, and the text encoder, each converted once.
+    assert model.openvino is not None and model.openvino.conversions == 4 and not model.openvino.failed
+    assert model.openvino.text_failed is None and model.openvino.encoder_failed is None
     assert any("Converting the unet to OpenVINO" in e.message for e in events)
     assert psnr(want, got) > 40
 
@@ -214,3 +214,58 @@ def test_a_run_on_torch_keeps_the_chosen_bf16_and_leaves_the_weights_alone(tiny_
     assert seen == [torch.bfloat16]  # the convolutions ran in bf16
     assert got.dtype == torch.float32 and unet.conv_in.weight.dtype == torch.float32
     assert torch.allclose(got, want, atol=0.1, rtol=0.05)
+    # the VAE holds no LoRA weights: it stays on OpenVINO
+    with torch.no_grad():
+        model.components["vae"].decode(torch.randn(1, 4, 8, 8))
+    assert backend.decoder_part._compiled and convert.calls == 1
+
+
+def test_the_vae_encoder_runs_on_openvino_too(tiny_sd_dir, tmp_path):
+    # img2img and inpaint encode their image: on a CPU that fp32 encode is much of a short run's time
+    import torch
+
+    model = fresh_model(tiny_sd_dir)
+    vae = model.components["vae"]
+    image = torch.rand(1, 3, 32, 48, generator=torch.Generator().manual_seed(3)) * 2 - 1
+    with torch.no_grad():
+        want = vae.encode(image).latent_dist.mean
+    convert = CountingConvert()
+    backend = OpenVinoModel(model, "fp32", root=tmp_path, convert=convert)
+    with torch.no_grad():
+        got = vae.encode(image).latent_dist.mean
+    assert convert.calls == 1 and (tmp_path / backend.key / "vae_encoder.xml").is_file()
+    assert (got - want).abs().max().item() < 1e-3
+    # a second load reads it from the cache
+    again = fresh_model(tiny_sd_dir)
+    convert_again = CountingConvert()
+    OpenVinoModel(again, "fp32", root=tmp_path, convert=convert_again)
+    with torch.no_grad():
+        got_again = again.components["vae"].encode(image).latent_dist.mean
+    assert convert_again.calls == 0 and (got_again - want).abs().max().item() < 1e-3
+
+
+def test_a_vae_encoder_that_fails_to_convert_stays_on_torch_alone(tiny_sd_dir, tmp_path):
+    import torch
+
+    from sd_studio.engine.openvino_backend import ConversionError
+
+    model = fresh_model(tiny_sd_dir)
+    vae, unet = model.components["vae"], model.components["unet"]
+    image = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(4)) * 2 - 1
+    with torch.no_grad():
+        want = vae.encode(image).latent_dist.mean
+
+    def convert(module, *args, **kwargs):
+        if "VaeHalfCore" in type(module).__name__ and module.part is vae.encoder:
+            raise ConversionError("no encoder today")
+        return CountingConvert()(module, *args, **kwargs)
+
+    messages = []
+    backend = OpenVinoModel(model, "fp32", root=tmp_path, convert=convert)
+    backend.progress = lambda p: messages.append(p.message)
+    with torch.no_grad():
+        got = vae.encode(image).latent_dist.mean
+        unet(*unet_inputs(unet))  # the UNet still runs on OpenVINO
+    assert torch.allclose(got, want)
+    assert backend.encoder_failed and not backend.failed
+    assert any("VAE encoder stays on torch" in (m or "") for m in messages)
