@@ -155,20 +155,19 @@ class GenerationController(QObject):
         self.panel.set_done("Done")
         if self._model:
             self.model_used.emit(self._model)
-        seeded = bool(result.seeds) and self._mode != "fill"  # the classical fill draws nothing at random
-        if seeded:
+        if result.seeds:
             self.panel.show_seed(result.seeds[0])
         if self.doc is not self._target_doc:
             self.message.emit("The generation finished for a document that is no longer open; it was dropped.")
             return
         if len(result.images) == 1:
             self.doc.execute(apply_result(self.doc, result, [0], self._source, self._mode))
-            seed = f" (seed {result.seeds[0]})" if seeded else ""
+            seed = f" (seed {result.seeds[0]})" if result.seeds else ""
             self.message.emit(f"The result is a new layer{seed}; undo removes it.")
         else:
             self._pending = result
             self.panel.offer_variants(len(result.images))
-            seeds = f" (seeds {result.seeds[0]}–{result.seeds[-1]})" if seeded else ""
+            seeds = f" (seeds {result.seeds[0]}–{result.seeds[-1]})" if result.seeds else ""
             self.message.emit(f"{len(result.images)} variants{seeds}: flip through them, then keep one or all.")
 
     # -- variants ----------------------------------------------------------------------------
