@@ -48,6 +48,7 @@ class CpuHint(QWidget):
         self.expected.setText(expected_time_text(self.timer.expected_seconds(steps), steps))
         preset = self.preset()
         self.preset_button.setVisible(preset is not None)
+        self.setVisible(bool(self.expected.text()) or preset is not None)  # no empty line under the progress bar
         if preset is not None:
             self.preset_button.setText(f"Use {preset.label}")
             self.preset_button.setToolTip("This model makes good images in a few steps, which matters on a processor.")

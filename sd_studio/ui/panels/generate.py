@@ -182,7 +182,7 @@ class GeneratePanel(QWidget):
         self.progress.setRange(0, 1)
         self.progress.setValue(0)
         self.progress.setFormat("Ready")
-        self.status = QLabel("", wordWrap=True)
+        self.status = _LineLabel(wordWrap=True)
 
         self.variant_box = QWidget()
         self.variant_label = QLabel()
@@ -542,3 +542,16 @@ class _WholeSizeScrollArea(QScrollArea):
         """The content's own size hint, plus room for the vertical scroll bar."""
         hint = self.widget().sizeHint()
         return QSize(hint.width() + self.verticalScrollBar().sizeHint().width(), hint.height())
+
+
+class _LineLabel(QLabel):
+    """A status line that takes no room while it has nothing to say (the settings above get it)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.setVisible(False)
+
+    def setText(self, text: str) -> None:  # noqa: N802 - Qt's name
+        """Show text; an empty text hides the line."""
+        super().setText(text)
+        self.setVisible(bool(text))
