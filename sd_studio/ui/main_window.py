@@ -532,7 +532,7 @@ class MainWindow(QMainWindow):
         generate_dock, layers_dock, history_dock = (self.docks[name] for name in ("Generate", "Layers", "History"))
         docks = [generate_dock, layers_dock, history_dock]
         available = sum(d.height() for d in docks)
-        generate = generate_dock.widget().sizeHint().height() + generate_dock.height() - generate_dock.widget().height()
+        generate = generate_dock.widget().sizeHint().height() + generate_dock.height() - generate_dock.widget().height() + 6
         history, layers = 140, available - generate - 140
         if layers < 200:
             self.tabifyDockWidget(layers_dock, history_dock)
