@@ -24,8 +24,11 @@ class EngineWorker(QObject):
 
     @Slot(int, object)
     def run(self, job: int, request) -> None:
-        """Generate for request, reporting progress; emits finished or failed, never raises."""
+        """Generate for request (a GenerationRequest, or a function that builds one here), reporting
+        progress; emits finished or failed, never raises."""
         try:
+            if callable(request):
+                request = request()
             from sd_studio.engine.generate import generate
             from sd_studio.engine.models import ModelCache
 
@@ -168,7 +171,8 @@ class EngineThread(QObject):
         return self._running is not None
 
     def submit(self, request) -> int:
-        """Start a generation; returns its job id. Refuses while another job runs."""
+        """Start a generation of a GenerationRequest, or of what a function called on the engine thread
+        returns (ui/generation.prepare_request); returns its job id. Refuses while another job runs."""
         if self.busy:
             raise RuntimeError("a generation is already running")
         self._job += 1

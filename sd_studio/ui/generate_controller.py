@@ -7,7 +7,7 @@ from PySide6.QtCore import QObject, QTimer, Signal
 from sd_studio.document.geometry import Bounds
 from sd_studio.errors import Cancelled, SDStudioError
 from sd_studio.ui.engine_thread import EngineThread
-from sd_studio.ui.generation import apply_result, build_request
+from sd_studio.ui.generation import apply_result, prepare_request
 
 
 class GenerationController(QObject):
@@ -104,18 +104,19 @@ class GenerationController(QObject):
         self.discard()
         settings = self.panel.settings()
         try:
-            request = build_request(self.doc, settings).validated()
+            request = prepare_request(self.doc, settings)  # built on the engine thread
         except SDStudioError as exc:
             self.error.emit(exc)
             return
+        diffusion = settings["mode"] != "fill"
         self._mode = settings["mode"]
-        self._model = request.model if request.engine == "diffusion" else None
+        self._model = settings.get("model") if diffusion else None
         self._source = self.doc.active
         self._target_doc = self.doc
         self._region = self.planned_region()
         self.canvas.set_region(self._region)
-        if request.engine == "diffusion":
-            self.engine_state.emit(f"{request.device} · {request.model}")
+        if diffusion:
+            self.engine_state.emit(f"{settings.get('device', 'auto')} · {settings.get('model')}")
         self._job = self.engine.submit(request)
         self.message.emit("Generating...")
 

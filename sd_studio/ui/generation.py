@@ -19,11 +19,33 @@ def build_request(doc: Document, settings: dict):
     Inpaint and Fill repaint the mask; Image to image and Text to image work inside the mask when
     there is one and on the whole image otherwise.
     """
+    mask = None if doc.mask.is_empty else doc.mask.to_array()
+    return _request(np.array(doc.composite(), copy=True), mask, settings)
+
+
+def prepare_request(doc: Document, settings: dict):
+    """A function that builds and validates the GenerationRequest (build_request) when called on the
+    engine thread, from a snapshot of the document taken now; every setting is checked here, at once.
+
+    The snapshot costs a dict copy per layer (tiles are shared, read-only); flattening it and copying
+    the mask, hundreds of milliseconds on a large document, happen when the function runs, so pressing
+    Generate never stalls the window.
+    """
+    from sd_studio.document.io.recovery import snapshot_document
+
+    # the same request over stand-ins of the right shape that cost nothing: a bad setting fails now
+    width, height = doc.size
+    image = np.broadcast_to(np.zeros(4, np.uint8), (height, width, 4))
+    mask = None if doc.mask.is_empty else np.broadcast_to(np.uint8(255), (height, width))
+    _request(image, mask, settings).validated()
+    snapshot, settings = snapshot_document(doc), dict(settings)
+    return lambda: build_request(snapshot, settings).validated()
+
+
+def _request(image: np.ndarray, mask: np.ndarray | None, settings: dict):
     from sd_studio.engine.request import GenerationRequest
 
     mode = settings.get("mode", "inpaint")
-    mask = None if doc.mask.is_empty else doc.mask.to_array()
-    image = np.array(doc.composite(), copy=True)
     fields = {k: settings[k] for k in (
         "prompt", "negative_prompt", "steps", "guidance", "strength", "seed", "scheduler", "variants", "model",
         "padding", "feather", "resolution", "whole_image", "match_color", "device", "memory_mode", "precision",

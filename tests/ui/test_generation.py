@@ -214,3 +214,38 @@ def test_text_to_image_without_selection_fills_a_new_layer(window, photo, qtbot,
     assert len(doc.layers) == 2
     assert doc.layers[1].document_bounds().contains(doc.bounds) or doc.layers[1].surface.content_bounds().extent == doc.size
 
+
+
+def test_generate_builds_its_request_on_the_engine_thread_from_a_snapshot(window, photo, qtbot, monkeypatch):
+    import threading
+
+    from sd_studio.document.commands import set_mask as _set_mask
+    from sd_studio.errors import GenerationError
+    import sd_studio.ui.generation as generation
+
+    doc = _masked(window, photo)
+    _configure(window, "fill")
+    before = np.array(doc.composite(), copy=True)
+    built_on = []
+    real = generation.build_request
+
+    def spying(document, settings):
+        built_on.append(threading.current_thread())
+        return real(document, settings)
+
+    monkeypatch.setattr(generation, "build_request", spying)
+    make = generation.prepare_request(doc, window.generate_panel.settings())
+    assert built_on == []  # nothing flattened or copied yet
+    doc.execute(_set_mask(doc, np.zeros((80, 96), np.uint8) + 255))  # edits after Generate change nothing
+    request = make()
+    np.testing.assert_array_equal(request.image, before)
+    assert int(request.mask.sum()) == 255 * 30 * 30
+    # through the window: built on the engine thread, not the main one
+    built_on.clear()
+    _run(window, qtbot)
+    assert built_on and built_on[0] is not threading.main_thread()
+    assert not _error_boxes(window)
+    # a setting that is wrong is refused at once, before any snapshot
+    _configure(window, "inpaint", model=None)
+    with pytest.raises(GenerationError, match="needs a model"):
+        generation.prepare_request(doc, window.generate_panel.settings())
