@@ -35,7 +35,7 @@ def build_sd15():
     from diffusers import AutoencoderKL, LCMScheduler, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
-    from sd_studio.engine.models import LoadedModel
+    from sd_studio.engine.models.loading import LoadedModel
 
     torch.manual_seed(0)
     unet = UNet2DConditionModel.from_config(UNet2DConditionModel.load_config(CONFIGS / "unet")).eval()
@@ -90,9 +90,9 @@ def main() -> int:
     """Print the CPU's figures: UNet step ratios, the LCM inpaint, OpenVINO load ratio."""
     import torch
 
-    from sd_studio.engine import openvino_backend
-    from sd_studio.engine.cpu import configure_threads, cpu_info
-    from sd_studio.engine.precision import PrecisionCache, apply_cpu_precision
+    from sd_studio.engine.cpu import openvino as openvino_backend
+    from sd_studio.engine.cpu.precision import PrecisionCache, apply_cpu_precision
+    from sd_studio.engine.cpu.processor import configure_threads, cpu_info
 
     info = cpu_info()
     threads = configure_threads(for_editor=False)

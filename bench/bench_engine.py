@@ -63,7 +63,7 @@ def build_model(folder: Path) -> Path:
 def bench_preview(folder: Path) -> None:
     """Preview cost per step against the step itself, measured inside one real run."""
     from sd_studio.engine.diffusion import run_diffusion
-    from sd_studio.engine.models import load_model
+    from sd_studio.engine.models.loading import load_model
     from sd_studio.engine.preview import latents_to_rgb
 
     model = load_model(str(folder), device="cpu")

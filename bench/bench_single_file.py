@@ -27,12 +27,12 @@ def build(folder: Path, single: Path) -> None:
     """Write a random full-size model of CONFIG both as a diffusers folder and as one original-layout file."""
     import torch
     from accelerate import init_empty_weights
-    from diffusers import StableDiffusionPipeline, UNet2DConditionModel, AutoencoderKL
+    from diffusers import AutoencoderKL, StableDiffusionPipeline, UNet2DConditionModel
+    from original_layout import clip_to_original, unet_to_original, vae_to_original
     from safetensors.torch import save_file
     from transformers import CLIPTextConfig, CLIPTextModel
 
-    from original_layout import clip_to_original, unet_to_original, vae_to_original
-    from sd_studio.engine.single_file import CONFIGS_DIR, load_tokenizer
+    from sd_studio.engine.models.single_file import CONFIGS_DIR, load_tokenizer
 
     config = CONFIGS_DIR / CONFIG
     with init_empty_weights():
@@ -76,7 +76,7 @@ def main() -> int:
     from diffusers import StableDiffusionPipeline
     from safetensors import safe_open
 
-    from sd_studio.engine.single_file import inspect_checkpoint, load_single_file
+    from sd_studio.engine.models.single_file import inspect_checkpoint, load_single_file
 
     with tempfile.TemporaryDirectory() as tmp:
         folder, single = Path(tmp) / "folder", Path(tmp) / f"{CONFIG}.safetensors"

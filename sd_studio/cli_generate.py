@@ -107,7 +107,7 @@ def run_generation(args: argparse.Namespace) -> int:
 
 def _note_long_prompts(request) -> None:
     """One stderr line for each of the prompt and negative prompt that is over CLIP's 75-token window."""
-    from sd_studio.engine.tokens import long_prompt_note
+    from sd_studio.engine.prompts.tokens import long_prompt_note
 
     for label, text in (("prompt", request.prompt), ("negative prompt", request.negative_prompt)):
         note = long_prompt_note(label, text)
@@ -123,7 +123,7 @@ def _cpu_settings(args: argparse.Namespace):
         return
     import torch
 
-    from sd_studio.engine.cpu import configure_threads
+    from sd_studio.engine.cpu.processor import configure_threads
 
     threads, backend = torch.get_num_threads(), os.environ.get("SD_STUDIO_CPU_BACKEND")
     configure_threads(for_editor=False)
@@ -141,7 +141,7 @@ def _cpu_settings(args: argparse.Namespace):
 
 def run_models(args: argparse.Namespace) -> int:
     """Handler of `models`: one line per model found in the models folders and the hub cache."""
-    from sd_studio.engine.models import find_models
+    from sd_studio.engine.models.discovery import find_models
 
     folders = [default_models_folder()] + [Path(f) for f in args.folder]
     entries = find_models(folders)

@@ -223,7 +223,7 @@ def _notes(err: str) -> list[str]:
 def test_a_prompt_over_75_tokens_is_noted_once_on_stderr(scratched, tiny_model, capsys):
     import torch
 
-    from sd_studio.engine.tokens import prompt_chunks
+    from sd_studio.engine.prompts.tokens import prompt_chunks
 
     folder, *_ = scratched
     threads = torch.get_num_threads()

@@ -21,7 +21,7 @@ MEMORY_LADDER = ("none", "attention-slicing", "vae-tiling", "cpu-offload")
 
 def is_out_of_memory(exc: BaseException) -> bool:
     """True for torch's CUDA out-of-memory error or any RuntimeError whose text says out of memory (MPS, CPU)."""
-    from sd_studio.engine.models import is_out_of_memory_error
+    from sd_studio.engine.models.devices import is_out_of_memory_error
 
     return is_out_of_memory_error(exc)
 
@@ -109,7 +109,7 @@ def loras_applied(pipe, loras, model_name: str = "the model"):
     if not loras:
         yield
         return
-    from sd_studio.engine.models import PICKLE_SUFFIXES, pickle_refusal, read_safetensors_header
+    from sd_studio.engine.models.files import PICKLE_SUFFIXES, pickle_refusal, read_safetensors_header
 
     names: list[str] = []
     try:
@@ -189,7 +189,7 @@ def run_diffusion(
         mode, image, mask, strength = _as_inpaint(mode, image, strength, width, height)
     pipe = model.pipeline(mode)
     openvino = getattr(model, "openvino", None)
-    if openvino is not None:  # engine/openvino_backend.py: convert/compile for this shape first, with messages
+    if openvino is not None:  # engine/cpu/openvino.py: convert/compile for this shape first, with messages
         openvino.prepare(width, height, guidance, loras, progress)
     current = pick_memory_mode(model, memory_mode)
     retried = False
@@ -278,7 +278,7 @@ def _generate_one(model, pipe, mode, image, mask, prompt, negative_prompt, steps
     from PIL import Image
 
     from sd_studio.engine.preview import latents_to_rgb
-    from sd_studio.engine.prompt_embeds import encode_prompts
+    from sd_studio.engine.prompts.embeds import encode_prompts
 
     generator_device = "cuda" if model.device == "cuda" else "cpu"  # MPS generators are not reproducible
     generator = torch.Generator(generator_device).manual_seed(int(seed))

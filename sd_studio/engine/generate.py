@@ -12,6 +12,7 @@ import dataclasses
 import numpy as np
 
 from sd_studio.document.geometry import Bounds, Extent
+from sd_studio.engine.region import RegionPlan, crop_for_model, mask_bounds, paste_back, plan_region
 from sd_studio.engine.request import (
     CancelCallback,
     GenerationRequest,
@@ -19,7 +20,6 @@ from sd_studio.engine.request import (
     Progress,
     ProgressCallback,
 )
-from sd_studio.engine.region import RegionPlan, crop_for_model, mask_bounds, paste_back, plan_region
 from sd_studio.errors import Cancelled, GenerationError
 
 CLASSICAL_SAMPLERS = {"Telea": "telea", "Navier-Stokes": "ns"}
@@ -137,7 +137,7 @@ def default_models():
     """The process-wide ModelCache used when the caller passes none (keeps the last model loaded)."""
     global _default_models
     if _default_models is None:
-        from sd_studio.engine.models import ModelCache
+        from sd_studio.engine.models.loading import ModelCache
 
         _default_models = ModelCache()
     return _default_models
@@ -166,7 +166,7 @@ def _parameters(request, seed: int, plan: RegionPlan, mask, *, sampler: str, mod
     and sd-parsers shows), plus its "Lora hashes"; then how the run was set up (precision, a CPU
     backend other than torch, the inpaint area, colour matching), so the record reproduces the result.
     """
-    from sd_studio.engine.prompt_weights import strip_extra_networks
+    from sd_studio.engine.prompts.weights import strip_extra_networks
 
     prompt = request.prompt
     if request.loras:
@@ -193,7 +193,7 @@ def _parameters(request, seed: int, plan: RegionPlan, mask, *, sampler: str, mod
         if not request.whole_image:
             params["Masked area padding"] = request.padding
     if request.loras:
-        from sd_studio.engine.models import lora_hash
+        from sd_studio.engine.models.hashes import lora_hash
 
         params["Lora hashes"] = ", ".join(f"{_lora_name(path)}: {lora_hash(path)}" for path, _ in request.loras)
     params.update(setup or {})

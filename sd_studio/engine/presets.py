@@ -72,7 +72,7 @@ def _metadata_text(path: Path) -> str:
     stat = path.stat()
     key = (str(path), stat.st_size, stat.st_mtime_ns)
     if key not in _METADATA_CACHE:
-        from sd_studio.engine.models import read_safetensors_header
+        from sd_studio.engine.models.files import read_safetensors_header
         from sd_studio.errors import ModelError
 
         try:

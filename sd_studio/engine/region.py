@@ -105,7 +105,7 @@ def plan_region(
         bounds = _grow_to_multiple(box.pad(padding).intersect(image), image)
     target = target_size(bounds.extent, resolution)
     if fixed_sizes:
-        from sd_studio.engine.cpu_backend import nearest_size
+        from sd_studio.engine.cpu.backend import nearest_size
 
         target = nearest_size(target, tuple(fixed_sizes))
     return RegionPlan(bounds, target)

@@ -30,7 +30,7 @@ class EngineWorker(QObject):
             if callable(request):
                 request = request()
             from sd_studio.engine.generate import generate
-            from sd_studio.engine.models import ModelCache
+            from sd_studio.engine.models.loading import ModelCache
 
             if self.models is None:
                 self.models = _noting_cache(ModelCache, lambda device, name: self.loaded.emit(device, name))()
@@ -56,7 +56,7 @@ class EngineWorker(QObject):
             return
         _settle_imports()
         self._settled = True
-        from sd_studio.engine.cpu import configure_threads
+        from sd_studio.engine.cpu.processor import configure_threads
 
         # Here, on the thread that runs torch (OpenMP thread counts are per thread): one core for the window.
         configure_threads(for_editor=True)

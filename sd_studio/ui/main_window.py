@@ -11,8 +11,18 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import QEvent, QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QActionGroup, QColor, QGuiApplication, QKeySequence, QPainter
 from PySide6.QtWidgets import (
-    QCheckBox, QColorDialog, QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QSlider, QSpinBox,
-    QToolBar, QToolButton, QWidget,
+    QCheckBox,
+    QColorDialog,
+    QDockWidget,
+    QFileDialog,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QSlider,
+    QSpinBox,
+    QToolBar,
+    QToolButton,
+    QWidget,
 )
 
 from sd_studio.errors import SDStudioError
@@ -571,7 +581,7 @@ class MainWindow(QMainWindow):
 
         def scan() -> None:
             try:
-                from sd_studio.engine.models import find_models
+                from sd_studio.engine.models.discovery import find_models
 
                 entries = find_models(folders)
             except Exception:  # noqa: BLE001 - a listing is a convenience; typing a spec always works

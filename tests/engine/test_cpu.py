@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from sd_studio.document.geometry import Extent
-from sd_studio.engine.cpu import CpuInfo, configure_threads, cpu_info, parse_cpuinfo, thread_count
-from sd_studio.engine.cpu_backend import fixed_sizes, nearest_size
+from sd_studio.engine.cpu.backend import fixed_sizes, nearest_size
+from sd_studio.engine.cpu.processor import CpuInfo, configure_threads, cpu_info, parse_cpuinfo, thread_count
 
 
 def cpuinfo_text(flags: str, cores: int, threads_per_core: int = 1, name: str = "Test CPU") -> str:

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from sd_studio.engine.diffusion import SCHEDULERS, pick_memory_mode, run_diffusion
-from sd_studio.engine.models import load_model
-from sd_studio.engine.prompt_embeds import chunk_ids, encode_prompts
+from sd_studio.engine.models.loading import load_model
+from sd_studio.engine.prompts.embeds import chunk_ids, encode_prompts
 from sd_studio.errors import Cancelled, GenerationError, ModelError
 
 SIZE = 64

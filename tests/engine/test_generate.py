@@ -86,7 +86,7 @@ def test_cancel_before_work_raises_and_returns_nothing():
 @pytest.fixture(scope="module")
 def models():
     """One cache for the module, so each tiny model loads once."""
-    from sd_studio.engine.models import ModelCache
+    from sd_studio.engine.models.loading import ModelCache
 
     return ModelCache()
 
@@ -294,8 +294,8 @@ def test_the_recorded_parameters_reproduce_a_run_with_a_lora(tiny_sd_dir, tiny_l
     import hashlib
     import struct
 
-    from sd_parsers import ParserManager
     from PIL import Image
+    from sd_parsers import ParserManager
 
     from sd_studio.document.io.parameters import parse_parameters
 
@@ -351,7 +351,7 @@ def test_the_record_names_the_openvino_backend_only_when_it_ran(tiny_sd_dir, tmp
     pytest.importorskip("openvino")
     import openvino
 
-    from sd_studio.engine.models import ModelCache
+    from sd_studio.engine.models.loading import ModelCache
 
     monkeypatch.setenv("SD_STUDIO_OPENVINO_CACHE", str(tmp_path / "ov"))
     monkeypatch.setenv("SD_STUDIO_CPU_BACKEND", "openvino")

@@ -12,15 +12,10 @@ import numpy as np
 import pytest
 import torch
 
-from sd_studio.engine.models import (
-    ModelCache,
-    check_diffusers_folder,
-    choose_device,
-    find_models,
-    load_model,
-    read_safetensors_header,
-    resolve_model_spec,
-)
+from sd_studio.engine.models.devices import choose_device
+from sd_studio.engine.models.discovery import find_models
+from sd_studio.engine.models.files import check_diffusers_folder, read_safetensors_header, resolve_model_spec
+from sd_studio.engine.models.loading import ModelCache, load_model
 from sd_studio.errors import ModelError
 
 
@@ -224,7 +219,7 @@ def test_find_models_lists_checkpoints_and_folders_not_loras_or_pickles(tiny_sd_
 
 
 def test_download_progress_reaches_the_progress_callback():
-    from sd_studio.engine.models import _download_tqdm
+    from sd_studio.engine.models.hub import _download_tqdm
 
     events = []
     cls = _download_tqdm("org/name", events.append)
@@ -242,11 +237,11 @@ def test_download_progress_reaches_the_progress_callback():
 
 
 def test_single_file_checkpoint_loads_through_the_user_path(tiny_sd_dir, tmp_path, monkeypatch):
+    from original_layout import clip_to_original, unet_to_original, vae_to_original
     from safetensors.torch import load_file, save_file
 
-    from original_layout import clip_to_original, unet_to_original, vae_to_original
-    from sd_studio.engine import single_file
     from sd_studio.engine.diffusion import run_diffusion
+    from sd_studio.engine.models import single_file
 
     def weights(sub, name):
         return load_file(tiny_sd_dir / sub / name)
@@ -288,7 +283,7 @@ def test_hub_unreachable_while_online_is_one_clear_sentence(hf_home, monkeypatch
 
 
 def test_out_of_memory_while_loading_is_a_model_error(tiny_sd_dir, monkeypatch):
-    from sd_studio.engine import models
+    from sd_studio.engine.models import loading as models
 
     def no_memory(*args, **kwargs):
         raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 1.00 GiB")

@@ -7,8 +7,8 @@ import pytest
 
 pytest.importorskip("openvino")
 
-from sd_studio.engine.models import ModelCache  # noqa: E402
-from sd_studio.engine.openvino_backend import OpenVinoModel  # noqa: E402
+from sd_studio.engine.cpu.openvino import OpenVinoModel  # noqa: E402
+from sd_studio.engine.models.loading import ModelCache
 
 
 def unet_inputs(unet, batch=2, h=8, w=8, seed=0):
@@ -85,7 +85,7 @@ def test_openvino_matches_torch_then_second_load_reuses_the_cache(tiny_sd_dir, o
 def test_bf16_hint_stays_close(tiny_sd_dir, ov_root):
     import torch
 
-    from sd_studio.engine.cpu import cpu_info
+    from sd_studio.engine.cpu.processor import cpu_info
 
     if not cpu_info().has_native_bf16:
         pytest.skip("this processor has no native bf16")
@@ -247,7 +247,7 @@ def test_the_vae_encoder_runs_on_openvino_too(tiny_sd_dir, tmp_path):
 def test_a_vae_encoder_that_fails_to_convert_stays_on_torch_alone(tiny_sd_dir, tmp_path):
     import torch
 
-    from sd_studio.engine.openvino_backend import ConversionError
+    from sd_studio.engine.cpu.openvino import ConversionError
 
     model = fresh_model(tiny_sd_dir)
     vae, unet = model.components["vae"], model.components["unet"]

@@ -7,10 +7,10 @@ import json
 import numpy as np
 import pytest
 
-from sd_studio.engine import precision as P
-from sd_studio.engine.cpu import CpuInfo
+from sd_studio.engine.cpu import precision as P
+from sd_studio.engine.cpu.processor import CpuInfo
 from sd_studio.engine.generate import generate
-from sd_studio.engine.models import ModelCache
+from sd_studio.engine.models.loading import ModelCache
 from sd_studio.engine.request import GenerationRequest
 from sd_studio.errors import ModelError
 
@@ -181,7 +181,7 @@ def test_model_cache_tells_auto_from_fp32(tiny_sd_dir, monkeypatch):
     """auto may choose bf16 on a CPU, so an fp32 request after it must not get the cached bf16 model."""
     from pathlib import Path
 
-    from sd_studio.engine.models import folder_hash
+    from sd_studio.engine.models.hashes import folder_hash
 
     monkeypatch.setattr(P, "MIN_TIMED_PARAMETERS", 0)
     monkeypatch.setattr(P, "cpu_info", lambda: AMX)

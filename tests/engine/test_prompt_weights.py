@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sd_studio.engine.prompt_weights import parse_emphasis
+from sd_studio.engine.prompts.weights import parse_emphasis
 
 
 @pytest.mark.parametrize(
@@ -31,8 +31,8 @@ def test_parse_emphasis_reads_prompts_as_a1111_does(text, expected):
 def test_emphasis_scales_the_tokens_embeddings(tiny_sd_dir):
     import torch
 
-    from sd_studio.engine.models import load_model
-    from sd_studio.engine.prompt_embeds import encode_prompts, prompt_token_count
+    from sd_studio.engine.models.loading import load_model
+    from sd_studio.engine.prompts.embeds import encode_prompts, prompt_token_count
 
     pipe = load_model(str(tiny_sd_dir), device="cpu").pipeline("txt2img")
 

@@ -11,18 +11,6 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from safetensors.torch import load_file, save_file  # noqa: E402
-
-from sd_studio.engine import single_file  # noqa: E402
-from sd_studio.engine.single_file import (  # noqa: E402
-    CONFIGS_DIR,
-    inspect_checkpoint,
-    load_single_file,
-    model_family_of_state_dict,
-    read_header,
-)
-from sd_studio.errors import ModelError  # noqa: E402
-
 from original_layout import (  # noqa: E402
     SDXL_CLIP_PREFIX,
     SDXL_OPEN_CLIP_PREFIX,
@@ -31,6 +19,17 @@ from original_layout import (  # noqa: E402
     unet_to_original,
     vae_to_original,
 )
+from safetensors.torch import load_file, save_file  # noqa: E402
+
+from sd_studio.engine.models import single_file  # noqa: E402
+from sd_studio.engine.models.single_file import (  # noqa: E402
+    CONFIGS_DIR,
+    inspect_checkpoint,
+    load_single_file,
+    model_family_of_state_dict,
+    read_header,
+)
+from sd_studio.errors import ModelError  # noqa: E402
 
 SHIPPED = ["sd15", "sd15-inpainting", "sd2-base", "sd2-inpainting", "sd2-v", "sdxl-base", "sdxl-inpainting"]
 
@@ -413,9 +412,9 @@ def test_shipped_config_builds_the_real_model_sizes(name):
 
 @pytest.mark.parametrize("name", SHIPPED)
 def test_shipped_config_loads_its_scheduler_tokenizers_and_pipeline_index(name):
+    import diffusers
     from diffusers import DiffusionPipeline, SchedulerMixin
     from diffusers.schedulers import KarrasDiffusionSchedulers  # noqa: F401  (schedulers import fine)
-    import diffusers
 
     folder = CONFIGS_DIR / name
     index = json.loads((folder / "model_index.json").read_text())
@@ -442,11 +441,16 @@ def tiny_family_pipeline(family: str, folder: Path):
     Shapes follow diffusers' own SD2/SDXL `get_dummy_components`; the tokenizer files are then removed
     so the config folder, like the shipped ones, keeps only tokenizer_config.json.
     """
-    from diffusers import AutoencoderKL, EulerDiscreteScheduler, StableDiffusionPipeline, StableDiffusionXLPipeline
-    from diffusers import UNet2DConditionModel
+    from diffusers import (
+        AutoencoderKL,
+        EulerDiscreteScheduler,
+        StableDiffusionPipeline,
+        StableDiffusionXLPipeline,
+        UNet2DConditionModel,
+    )
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
 
-    from sd_studio.engine.tokens import clip_tokenizer
+    from sd_studio.engine.prompts.tokens import clip_tokenizer
 
     torch.manual_seed(0)
     text_config = CLIPTextConfig(bos_token_id=0, eos_token_id=2, pad_token_id=1, hidden_size=32, intermediate_size=37,

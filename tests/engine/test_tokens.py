@@ -10,8 +10,15 @@ import sys
 import pytest
 import regex
 
-from sd_studio.engine import tokens
-from sd_studio.engine.tokens import CLIP_WINDOW, chunk_token_ids, count_tokens, token_ids, token_usage, window_ids
+from sd_studio.engine.prompts import tokens
+from sd_studio.engine.prompts.tokens import (
+    CLIP_WINDOW,
+    chunk_token_ids,
+    count_tokens,
+    token_ids,
+    token_usage,
+    window_ids,
+)
 
 
 class ReferenceTokenizer:
@@ -204,7 +211,7 @@ def test_window_ids():
 
 def test_counting_imports_no_torch():
     code = (
-        "import sys; from sd_studio.engine.tokens import count_tokens; "
+        "import sys; from sd_studio.engine.prompts.tokens import count_tokens; "
         "n = count_tokens('a photo of a cat'); print(n, 'torch' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
@@ -212,7 +219,7 @@ def test_counting_imports_no_torch():
 
 
 def test_prompt_chunks_count_what_the_engine_encodes():
-    from sd_studio.engine.tokens import long_prompt_note, prompt_chunks
+    from sd_studio.engine.prompts.tokens import long_prompt_note, prompt_chunks
 
     plain = "a red fox in the snow"
     assert prompt_chunks(plain) == (count_tokens(plain), 1)

@@ -89,7 +89,7 @@ def test_action_names_drop_the_mnemonic_and_the_dots(window):
 
 
 def test_a_loaded_model_names_its_device_and_model(tiny_sd_dir):
-    from sd_studio.engine.models import ModelCache
+    from sd_studio.engine.models.loading import ModelCache
     from sd_studio.ui.engine_thread import _noting_cache
 
     model = _noting_cache(ModelCache)().get(str(tiny_sd_dir), device="cpu", precision="fp32")

@@ -10,8 +10,24 @@ from pathlib import Path
 
 from PySide6.QtCore import QSignalBlocker, QSize, Qt, QTimer, Signal
 from PySide6.QtWidgets import (
-    QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QFrame, QHBoxLayout, QLabel, QLineEdit,
-    QMenu, QPlainTextEdit, QProgressBar, QPushButton, QScrollArea, QSpinBox, QToolButton, QVBoxLayout, QWidget,
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QMenu,
+    QPlainTextEdit,
+    QProgressBar,
+    QPushButton,
+    QScrollArea,
+    QSpinBox,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
 )
 
 from sd_studio.ui.generation import MODE_LABELS
@@ -55,7 +71,7 @@ class _TokenCounter(QLabel):
 
         def load() -> None:
             try:
-                from sd_studio.engine.tokens import count_tokens
+                from sd_studio.engine.prompts.tokens import count_tokens
 
                 count_tokens("warm up")
             finally:
@@ -67,9 +83,9 @@ class _TokenCounter(QLabel):
         """Count the prompt's tokens (an estimate until the tokenizer has loaded)."""
         text = self.edit.toPlainText()
         n: int | None = None
-        if self._loaded.is_set() and "sd_studio.engine.tokens" in sys.modules:
+        if self._loaded.is_set() and "sd_studio.engine.prompts.tokens" in sys.modules:
             try:
-                n = sys.modules["sd_studio.engine.tokens"].count_tokens(text)
+                n = sys.modules["sd_studio.engine.prompts.tokens"].count_tokens(text)
             except Exception:  # noqa: BLE001 - a counter must never break typing
                 n = None
         if n is None:

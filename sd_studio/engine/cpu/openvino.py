@@ -225,7 +225,7 @@ class OpenVinoModel:
 
     def __init__(self, model, precision: str, *, root: Path | None = None, convert: Callable | None = None,
                  on_fallback: Callable[[str], None] | None = None) -> None:
-        from sd_studio.engine.cpu import inference_threads
+        from sd_studio.engine.cpu.processor import inference_threads
 
         key_source = model.hash or hashlib.sha256(str(model.spec).encode()).hexdigest()[:10]
         self.key = f"{key_source}-ov{IR_FORMAT}"
@@ -310,7 +310,6 @@ class OpenVinoModel:
             self._fail(exc)
 
     def _unet_forward(self, sample, timestep, encoder_hidden_states=None, *args, return_dict: bool = True, **kwargs):
-        import torch
         from diffusers.models.unets.unet_2d_condition import UNet2DConditionOutput
 
         extras = [k for k, v in kwargs.items() if v is not None and k != "cross_attention_kwargs"] + list(args)

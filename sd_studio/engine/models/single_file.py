@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sd_studio.bundled import resource_path
-from sd_studio.engine.tokens import TOKENIZER_DIR
+from sd_studio.engine.prompts.tokens import TOKENIZER_DIR
 from sd_studio.errors import ModelError
 
 CONFIGS_DIR = resource_path("model_configs")

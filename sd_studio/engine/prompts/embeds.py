@@ -46,7 +46,7 @@ def weighted_tokens(tokenizer, text: str) -> list[tuple[int | None, float]]:
 
     Extra-network tags such as <lora:NAME:W> are left out: they name networks, A1111 does not encode them.
     """
-    from sd_studio.engine.prompt_weights import parse_emphasis, strip_extra_networks
+    from sd_studio.engine.prompts.weights import parse_emphasis, strip_extra_networks
 
     out: list[tuple[int | None, float]] = []
     for piece, weight in parse_emphasis(strip_extra_networks(text)):

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from sd_studio.engine.cpu import CpuInfo, cpu_info
+from sd_studio.engine.cpu.processor import CpuInfo, cpu_info
 from sd_studio.errors import ModelError
 
 CPU_PRECISIONS = ("auto", "fp32", "bf16")

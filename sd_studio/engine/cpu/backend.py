@@ -11,8 +11,8 @@ import math
 import os
 
 from sd_studio.document.geometry import Extent
-from sd_studio.engine.cpu import cpu_info
-from sd_studio.engine.precision import apply_cpu_precision, native_precision, run_unet_in_bf16
+from sd_studio.engine.cpu.precision import apply_cpu_precision, native_precision, run_unet_in_bf16
+from sd_studio.engine.cpu.processor import cpu_info
 
 CPU_BACKENDS = ("torch", "openvino", "auto")
 
@@ -47,7 +47,7 @@ def prepare_cpu_model(model, requested: str = "auto", progress=None) -> str:
     """Make a CPU-loaded fp32 model ready: the UNet precision (see precision.py), then OpenVINO if chosen; the precision."""
     backend = cpu_backend_setting()
     if backend != "torch":
-        from sd_studio.engine import openvino_backend
+        from sd_studio.engine.cpu import openvino as openvino_backend
 
         if openvino_backend.available() and model.family != "sdxl":
             precision = requested if requested in ("fp32", "bf16") else native_precision(cpu_info())

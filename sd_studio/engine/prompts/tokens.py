@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-from pathlib import Path
 
 from sd_studio.bundled import resource_path
 
@@ -78,7 +77,7 @@ def window_ids(chunk: list[int], pad_token_id: int | None = None) -> list[int]:
 
 def prompt_chunks(text: str) -> tuple[int, int]:
     """(tokens, chunks) of a prompt as the engine encodes it: emphasis syntax, BREAK and <lora:...> tags read as A1111 reads them."""
-    from sd_studio.engine.prompt_embeds import chunk_tokens, weighted_tokens
+    from sd_studio.engine.prompts.embeds import chunk_tokens, weighted_tokens
 
     tokenizer = clip_tokenizer()
     pairs = weighted_tokens(tokenizer, text)

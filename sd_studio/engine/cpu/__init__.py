@@ -1,0 +1,1 @@
+"""Stable Diffusion on the processor: what the CPU offers, the UNet precision, the OpenVINO backend."""
