@@ -27,7 +27,7 @@ def started(qtbot, settings, photo):
         win.ready.disconnect()
         if win.is_ready:
             win.doc.history.mark_clean()
-            getattr(win, "finish_autosave", lambda: None)()
+            win.autosave.finish()
         win.close()
         if win.is_ready:
             win.engine.shutdown()
@@ -49,12 +49,12 @@ def test_the_frame_shows_before_the_document_side_is_built(qtbot, started, photo
     assert win.windowTitle() == "photo.png — SD Studio"
     assert win.docks["Layers"].widget() is win.layers_panel
     assert win.centralWidget() is win.canvas
-    assert callable(win.finish_autosave)
+    assert win.autosave is not None and win.autosave.session is win.session
 
 
 def test_a_file_that_cannot_be_opened_leaves_a_new_document_and_an_error(qtbot, started, tmp_path, monkeypatch):
     shown = []
-    monkeypatch.setattr("sd_studio.ui.main_window.show_error", lambda parent, exc, action: shown.append(action))
+    monkeypatch.setattr("sd_studio.ui.session.show_error", lambda parent, exc, action: shown.append(action))
     bad = tmp_path / "broken.png"
     bad.write_bytes(b"not a png")
     win = started(bad)
