@@ -67,7 +67,8 @@ ACTIONS: tuple[ActionSpec, ...] = (
     A("settings", "Se&ttings...", "open_settings", (SK.Preferences,), "mdi6.cog-outline", "Edit:settings"),
     A("zoom_in", "Zoom &in", "canvas.zoom_in", (SK.ZoomIn, "Ctrl+="), "mdi6.magnify-plus-outline", "View:zoom",
       "main:view"),
-    A("zoom_out", "Zoom &out", "canvas.zoom_out", (SK.ZoomOut,), "mdi6.magnify-minus-outline", "View:zoom", "main:view"),
+    A("zoom_out", "Zoom &out", "canvas.zoom_out", (SK.ZoomOut,), "mdi6.magnify-minus-outline", "View:zoom",
+      "main:view"),
     A("zoom_fit", "&Fit to window", "canvas.fit", ("Ctrl+0",), "mdi6.fit-to-screen-outline", "View:zoom", "main:view"),
     A("zoom_100", "&Actual size (100%)", "canvas.actual_size", ("Ctrl+1",), "mdi6.numeric-1-box-outline", "View:zoom"),
     A("show_mask", "Show &mask", "set_show_mask", ("Ctrl+H",), "mdi6.eye-outline", "View:mask", "main:view",
@@ -111,7 +112,8 @@ def key_sequences(keys: tuple) -> list[QKeySequence]:
     """The key sequences of a row: each standard key's platform bindings and each text, without duplicates."""
     out: list[QKeySequence] = []
     for key in keys:
-        for seq in (QKeySequence.keyBindings(key) if isinstance(key, QKeySequence.StandardKey) else [QKeySequence(key)]):
+        standard = isinstance(key, QKeySequence.StandardKey)
+        for seq in QKeySequence.keyBindings(key) if standard else [QKeySequence(key)]:
             if not seq.isEmpty() and seq not in out:
                 out.append(seq)
     return out

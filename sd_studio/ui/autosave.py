@@ -97,7 +97,8 @@ class AutosaveController(QObject):
             if doc_id is not None:
                 self._restored_ids.append(doc_id)  # autosave is off: that copy goes at a clean exit
             return
-        self.saver = Autosaver(doc, self.store, doc_id=doc_id, source_path=self.session.path, interval_s=seconds).start()
+        self.saver = Autosaver(doc, self.store, doc_id=doc_id, source_path=self.session.path,
+                               interval_s=seconds).start()
 
     def _tick(self) -> None:
         if self.saver is not None:

@@ -27,14 +27,28 @@ class KeyboardHome(QObject):
         QApplication.instance().focusChanged.connect(self._on_focus)
 
     def _on_focus(self, _old: QWidget | None, new: QWidget | None) -> None:
-        if new is None:  # the application lost the focus for a moment (window switches): not an answer yet
+        if new is None:
+            # a dialog closed (the window system activates the window again next) or the user switched to
+            # another application: which one is known once this turn of the event loop is over
+            if self._in_dialog:
+                QTimer.singleShot(0, self, self._after_dialog)
             return
         window = new.window()
         if isinstance(window, QDialog):
             self._in_dialog = True
         elif window is self.window and self._in_dialog:
             self._in_dialog = False
-            QTimer.singleShot(0, self.give_back)  # after Qt has finished restoring the focus itself
+            QTimer.singleShot(0, self, self.give_back)  # after Qt has finished restoring the focus itself
+
+    def _after_dialog(self) -> None:
+        if self._in_dialog and QApplication.activeModalWidget() is None and not self._dialog_has_focus():
+            self._in_dialog = False
+            self.give_back()  # the window's focus widget: the keys are the canvas's when it is active again
+
+    @staticmethod
+    def _dialog_has_focus() -> bool:
+        focus = QApplication.focusWidget()
+        return focus is not None and isinstance(focus.window(), QDialog)
 
     def give_back(self) -> None:
         """The canvas takes the focus, unless another dialog or a popup is open meanwhile."""

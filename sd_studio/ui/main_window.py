@@ -86,14 +86,14 @@ class MainWindow(QMainWindow):
             self.finish_startup()
         else:
             # in case no frame is ever painted (a hidden or minimised window), do not wait forever
-            QTimer.singleShot(1000, self.finish_startup)
+            QTimer.singleShot(1000, self, self.finish_startup)
 
     # -- start-up ----------------------------------------------------------------------------
     def event(self, event) -> bool:
         """Qt's event dispatch; the first paint of a deferred window starts the rest of the start-up."""
         if self._defer_pending and event.type() == QEvent.Type.Paint:
             self._defer_pending = False
-            QTimer.singleShot(0, self.finish_startup)  # after this frame reaches the screen
+            QTimer.singleShot(0, self, self.finish_startup)  # after this frame reaches the screen
         return super().event(event)
 
     def finish_startup(self) -> None:
@@ -121,12 +121,12 @@ class MainWindow(QMainWindow):
         self.docks["Layers"].setWidget(self.layers_panel)
         self.docks["History"].setWidget(self.history_panel)
         if self.first_start:
-            QTimer.singleShot(0, self._first_start_layout)  # once the new docks are laid out
+            QTimer.singleShot(0, self, self._first_start_layout)  # once the new docks are laid out
         else:
             # the dock sizes restored in __init__ were laid out around empty docks; now they hold panels
             state = self.settings.value("window/state")
             if state is not None:
-                QTimer.singleShot(0, lambda: self.restoreState(state))
+                QTimer.singleShot(0, self, lambda: self.restoreState(state))
 
         engine = self._engine_arg
         self.engine = engine if engine is not None else EngineThread(self)
@@ -142,7 +142,8 @@ class MainWindow(QMainWindow):
         for signal in (self.generate_panel.model.currentTextChanged, self.generate_panel.device.currentTextChanged):
             signal.connect(self._show_engine_choice)
         # The device and memory mode chosen in the panel are the next start's too (as the Settings dialog's are).
-        self.generate_panel.device.currentTextChanged.connect(lambda text: self.settings.setValue("engine/device", text))
+        self.generate_panel.device.currentTextChanged.connect(
+            lambda text: self.settings.setValue("engine/device", text))
         self.generate_panel.memory_mode.currentTextChanged.connect(
             lambda text: self.settings.setValue("engine/memory_mode", text))
 
@@ -155,7 +156,7 @@ class MainWindow(QMainWindow):
         self.set_mask_display(str(self.settings.value(MASK_DISPLAY_KEY, "tint")))
         self._load_settings()
         self._models_found.connect(self.generate_panel.add_found_models)
-        QTimer.singleShot(500, self.scan_models)
+        QTimer.singleShot(500, self, self.scan_models)
         self.session.document_changed.connect(self._on_document)
         self.is_ready = True
         self.select_tool(next(n for n in self.tools if self.actions[f"tool_{n}"].isChecked()))
@@ -166,7 +167,8 @@ class MainWindow(QMainWindow):
     def _dock(self, title: str) -> QDockWidget:
         dock = QDockWidget(title, self, objectName=f"dock_{title.lower()}")
         dock.setWidget(QWidget())
-        dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable | QDockWidget.DockWidgetFeature.DockWidgetFloatable)
+        feature = QDockWidget.DockWidgetFeature
+        dock.setFeatures(feature.DockWidgetMovable | feature.DockWidgetFloatable)
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
         return dock
 
@@ -319,7 +321,7 @@ class MainWindow(QMainWindow):
         if files:
             event.acceptProposedAction()
             # Open after the drop returns, so a dialog never runs inside the drag's event loop.
-            QTimer.singleShot(0, lambda: self.open_path(files[0]))
+            QTimer.singleShot(0, self, lambda: self.open_path(files[0]))
 
     # -- mask --------------------------------------------------------------------------------
     def set_show_mask(self, show: bool) -> None:
@@ -342,7 +344,8 @@ class MainWindow(QMainWindow):
         # the result lies under the mask: hide the mask so it is seen (a mask tool shows it again)
         if self.actions["show_mask"].isChecked() and not self.doc.mask.is_empty:
             self.set_show_mask(False)
-            QTimer.singleShot(0, lambda: self.statusBar().showMessage(  # after the generation's own line, added to it
+            # after the generation's own line, added to it
+            QTimer.singleShot(0, self, lambda: self.statusBar().showMessage(
                 f"{self.statusBar().currentMessage()} The mask is hidden to show the result; "
                 "Ctrl+H or a mask tool shows it again.".strip(), 10000))
 
@@ -474,21 +477,40 @@ class MainWindow(QMainWindow):
         # gets what it asks for, so its settings and Generate button are in sight, as long as the Layers list
         # keeps LAYER_ROWS rows; History gets a few lines below, or on a short screen a tab behind Layers.
         generate_dock, layers_dock, history_dock = (self.docks[name] for name in ("Generate", "Layers", "History"))
-        docks = [generate_dock, layers_dock, history_dock]
-        available = sum(d.height() for d in docks)
-        generate = generate_dock.widget().sizeHint().height() + generate_dock.height() - generate_dock.widget().height() + 6
-        layers = self._layers_dock_height(LAYER_ROWS)
-        if available - generate - layers >= HISTORY_HEIGHT:
-            sizes = [generate, available - generate - HISTORY_HEIGHT, HISTORY_HEIGHT]
-        else:
+        available = sum(d.height() for d in (generate_dock, layers_dock, history_dock))
+        if available - self._generate_dock_height() - self._layers_dock_height(LAYER_ROWS) < HISTORY_HEIGHT:
             self.tabifyDockWidget(layers_dock, history_dock)
             layers_dock.raise_()
-            docks = [generate_dock, layers_dock]
+        QTimer.singleShot(0, self, self._share_dock_height)  # once the tab bar has taken its room
+
+    def _share_dock_height(self) -> None:
+        generate_dock, layers_dock, history_dock = (self.docks[name] for name in ("Generate", "Layers", "History"))
+        tabbed = history_dock in self.tabifiedDockWidgets(layers_dock)
+        docks = [generate_dock, layers_dock] if tabbed else [generate_dock, layers_dock, history_dock]
+        available = sum(d.height() for d in docks)
+        generate, layers = self._generate_dock_height(), self._layers_dock_height(LAYER_ROWS)
+        if tabbed:
             layers = max(layers, available - generate)
             sizes = [max(120, available - layers), layers]
-        self.resizeDocks(docks, sizes, Qt.Orientation.Vertical)
+        else:
+            sizes = [generate, available - generate - HISTORY_HEIGHT, HISTORY_HEIGHT]
         width = max(d.widget().sizeHint().width() for d in docks)
         self.resizeDocks(docks, [width] * len(docks), Qt.Orientation.Horizontal)  # the canvas keeps the rest
+        self.resizeDocks(docks, sizes, Qt.Orientation.Vertical)
+        if tabbed:  # Qt sizes a tabbed group with its tab bar: one correction once the sizes have landed
+            QTimer.singleShot(0, self, lambda: self._correct_height(layers_dock, sizes[1], generate_dock, sizes[1]))
+
+    def _correct_height(self, dock: QDockWidget, wanted: int, giver: QDockWidget, asked: int, tries: int = 4) -> None:
+        short = wanted - dock.height()
+        if short > 0 and tries:
+            asked += short
+            self.resizeDocks([giver, dock], [giver.height() + dock.height() - asked, asked], Qt.Orientation.Vertical)
+            QTimer.singleShot(0, self, lambda: self._correct_height(dock, wanted, giver, asked, tries - 1))
+
+    def _generate_dock_height(self) -> int:
+        """The Generate dock's height that shows all its settings."""
+        dock = self.docks["Generate"]
+        return dock.widget().sizeHint().height() + dock.height() - dock.widget().height() + 6
 
     def _layers_dock_height(self, rows: int) -> int:
         """The Layers dock's height that shows rows rows of its list."""

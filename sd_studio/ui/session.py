@@ -94,7 +94,7 @@ class DocumentSession(QObject):
                 return
         self.set_document(Document.new(1024, 1024), None)
         if error is not None:
-            QTimer.singleShot(0, lambda: show_error(self.window, error, f"open {path}"))
+            QTimer.singleShot(0, self, lambda: show_error(self.window, error, f"open {path}"))
 
     def new_document(self) -> None:
         """Ask for a size and background, then start a new document."""
@@ -151,7 +151,7 @@ class DocumentSession(QObject):
             return None
         if opened.warnings:
             more = f" (and {len(opened.warnings) - 1} more)" if len(opened.warnings) > 1 else ""
-            QTimer.singleShot(0, lambda: self.message.emit(f"{opened.warnings[0]}{more}", 15000))
+            QTimer.singleShot(0, self, lambda: self.message.emit(f"{opened.warnings[0]}{more}", 15000))
         return opened.document
 
     # -- saving ------------------------------------------------------------------------------
@@ -296,7 +296,9 @@ class DocumentSession(QObject):
         self.recent_changed.emit()
 
     def _last_dir(self) -> str:
-        return str(Path(self.path).parent) if self.path else str(self.settings.value("files/last_dir", str(Path.home())))
+        if self.path:
+            return str(Path(self.path).parent)
+        return str(self.settings.value("files/last_dir", str(Path.home())))
 
     def _stem(self) -> str:
         return Path(self.path).stem if self.path else "Untitled"

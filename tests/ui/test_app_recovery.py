@@ -14,12 +14,12 @@ from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from sd_studio.app import _install_crash_handlers, start_editor
-from sd_studio.ui.dialogs import autosave_interval
 from sd_studio.document.commands import Compound, SetLayerProperty, TilesCommand
 from sd_studio.document.document import Document
 from sd_studio.document.io.recovery import RecoveryStore
 from sd_studio.incidents import uninstall_exception_hooks
 from sd_studio.ui.autosave import AutosaveController
+from sd_studio.ui.dialogs import autosave_interval
 
 
 def _paint(doc: Document) -> None:

@@ -30,8 +30,10 @@ class ToolOptionsBar(QToolBar):
         self.color_button = QToolButton(toolTip="Brush colour")
         self.pressure_size = QCheckBox("Pressure → size")
         self.pressure_opacity = QCheckBox("Pressure → opacity")
-        for w in (self.hardness_slider, self.opacity_slider, self.color_button, self.pressure_size, self.pressure_opacity):
-            w.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # worked with the mouse; they never keep the keys
+        # worked with the mouse; they never keep the keys
+        for w in (self.hardness_slider, self.opacity_slider, self.color_button, self.pressure_size,
+                  self.pressure_opacity):
+            w.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         for label, widget in (("Size", self.size_box), ("Hardness", self.hardness_slider),
                               ("Opacity", self.opacity_slider), ("Colour", self.color_button)):
             self.addWidget(QLabel(f"  {label} "))
@@ -62,7 +64,8 @@ class ToolOptionsBar(QToolBar):
         for box, on in ((self.pressure_size, o.pressure_size), (self.pressure_opacity, o.pressure_opacity)):
             if box.isChecked() != on:
                 box.setChecked(on)
-        self.color_button.setStyleSheet(f"background: {o.color.name()}; min-width: 22px; border: 1px solid palette(mid);")
+        self.color_button.setStyleSheet(
+            f"background: {o.color.name()}; min-width: 22px; border: 1px solid palette(mid);")
 
     def choose_color(self) -> None:
         """Ask for the brush colour."""
