@@ -7,23 +7,21 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QEvent, QSettings, QSize, Qt, QTimer, Signal
+from PySide6.QtCore import QSettings, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QGuiApplication, QPainter
 from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QMessageBox, QWidget
 
-from sd_studio.ui.actions import ActionSpec, action_name, build_actions, build_menus, build_toolbars, call_slot
-from sd_studio.ui.dialogs import SettingsDialog, settings_list
-from sd_studio.ui.errors import show_error
-from sd_studio.ui.session import APP_NAME, MAX_RECENT, DocumentSession
-from sd_studio.ui.tools import TOOL_CLASSES, ToolOptions
-from sd_studio.ui.tools.options_bar import ToolOptionsBar
+from sd_studio.ui import APP_NAME
 
-# The window's frame (menus, tool bars, docks) needs only Qt; numpy, the document model, the canvas and
-# the panels load in finish_startup(), after a deferred window has painted its first frame.
+# The first frame needs only Qt: the window's size, title and background. The action table, its icon font,
+# the tool bars, docks, canvas, panels, numpy and the document model load in finish_startup(), after a
+# deferred window has painted that frame.
 if TYPE_CHECKING:
     from sd_studio.document.document import Document
     from sd_studio.document.layer import Layer
+    from sd_studio.ui.actions import ActionSpec
     from sd_studio.ui.engine_thread import EngineThread
+    from sd_studio.ui.session import DocumentSession
 
 MASK_DISPLAY_KEY = "view/mask_display"
 """QSettings key: how the mask shows, "tint" (red) or "erased" (checkerboard through it)."""
@@ -33,25 +31,34 @@ HISTORY_HEIGHT = 140
 
 
 class _Backdrop(QWidget):
-    """Stands where the canvas will be, in the canvas's own background, until finish_startup()."""
+    """Stands where the canvas will be, in the canvas's own background, until finish_startup(); calls
+    painted() once, after its first paint (the window's first frame)."""
+
+    def __init__(self, parent: QWidget, painted) -> None:
+        super().__init__(parent)
+        self._painted = painted
 
     def paintEvent(self, event) -> None:  # noqa: N802
         p = QPainter(self)
         p.fillRect(event.rect(), self.palette().color(self.backgroundRole()).darker(115))
         p.end()
+        if self._painted is not None:
+            painted, self._painted = self._painted, None
+            painted()
 
 
 class MainWindow(QMainWindow):
     """The editor's window: one document (its session), its canvas, tools, panels and the engine thread."""
 
     _models_found = Signal(object)  # from the model-scanning thread
-    building = Signal()  # finish_startup() begins: the window's frame is on screen
+    building = Signal()  # finish_startup() begins: the window's first frame is on screen
     ready = Signal()  # finish_startup() is done: the canvas, panels, engine and document exist
 
     def __init__(self, settings: QSettings | None = None, engine: EngineThread | None = None, *,
                  defer: bool = False, initial_path: str | None = None) -> None:
-        """Build the window; with defer, only its frame now and the rest (finish_startup) once it has
-        painted, so it appears at once. initial_path is opened by finish_startup instead of a new document."""
+        """Build the window; with defer, only what its first frame shows (its size, title and background) now and
+        the rest (finish_startup: menus, tool bars, docks, canvas, panels, engine, document) once it has painted,
+        so it appears at once. initial_path is opened by finish_startup instead of a new document."""
         super().__init__()
         self.settings = settings if settings is not None else QSettings("sd-studio", "sd-studio")
         self.is_ready = False
@@ -60,12 +67,30 @@ class MainWindow(QMainWindow):
         self._initial_path = initial_path
         self._defer_pending = defer
         self.autosave = None  # the AutosaveController sd_studio.app gives the editor's window
+        self.actions: dict = {}  # filled by finish_startup (ui/actions.py's table)
+        self.session: DocumentSession | None = None  # made by finish_startup
         self.setAcceptDrops(True)
         self.setDockNestingEnabled(True)
-        self.session = DocumentSession(self, self.settings, settle=self._settle)
-        self.setWindowTitle(self.session.title)
+        self.setWindowTitle(f"Untitled — {APP_NAME}")
+        # a Python event() override would make every event of the window a Python object (with its enums)
+        # before the first frame: the backdrop's first paint says when that frame is done instead
+        self.setCentralWidget(_Backdrop(self, self._first_frame_painted))
+        self._restore_geometry()
+        if not defer:
+            self.finish_startup()
+        else:
+            # in case no frame is ever painted (a hidden or minimised window), do not wait forever
+            QTimer.singleShot(1000, self, self.finish_startup)
 
-        self.setCentralWidget(_Backdrop(self))
+    def _build_frame(self) -> None:
+        """The session, the tools and the frame around the canvas: menus and tool bars from the action table,
+        the docks (empty until the panels come), the status bar; the saved dock layout when it fits."""
+        from sd_studio.ui.actions import build_actions, build_menus, build_toolbars
+        from sd_studio.ui.session import DocumentSession
+        from sd_studio.ui.tools import TOOL_CLASSES, ToolOptions
+        from sd_studio.ui.tools.options_bar import ToolOptionsBar
+
+        self.session = DocumentSession(self, self.settings, settle=self._settle)
         self.options = ToolOptions()
         self.tools = {cls.name: cls(self.options) for cls in TOOL_CLASSES}
         self.docks = {title: self._dock(title) for title in ("Generate", "Layers", "History")}
@@ -81,20 +106,16 @@ class MainWindow(QMainWindow):
         self.session.recent_changed.connect(self._update_recent_menu)
         self.session.message.connect(lambda text, ms: self.statusBar().showMessage(text, ms))
         self._update_recent_menu()
-        self._restore_window()
-        if not defer:
-            self.finish_startup()
-        else:
-            # in case no frame is ever painted (a hidden or minimised window), do not wait forever
-            QTimer.singleShot(1000, self, self.finish_startup)
+        if not self.first_start:
+            state = self.settings.value("window/state")
+            if state is not None:
+                self.restoreState(state)
 
     # -- start-up ----------------------------------------------------------------------------
-    def event(self, event) -> bool:
-        """Qt's event dispatch; the first paint of a deferred window starts the rest of the start-up."""
-        if self._defer_pending and event.type() == QEvent.Type.Paint:
+    def _first_frame_painted(self) -> None:
+        if self._defer_pending:
             self._defer_pending = False
             QTimer.singleShot(0, self, self.finish_startup)  # after this frame reaches the screen
-        return super().event(event)
 
     def finish_startup(self) -> None:
         """Build the canvas, panels and engine thread and start on a document; does nothing the
@@ -104,8 +125,10 @@ class MainWindow(QMainWindow):
         self._building = True
         self._defer_pending = False
         self.building.emit()
+        self._build_frame()
         from sd_studio.ui.canvas import Canvas
         from sd_studio.ui.engine_thread import EngineThread
+        from sd_studio.ui.errors import show_error
         from sd_studio.ui.focus import KeyboardHome
         from sd_studio.ui.generate_controller import GenerationController
         from sd_studio.ui.panels.generate import GeneratePanel
@@ -178,6 +201,7 @@ class MainWindow(QMainWindow):
         if not self.is_ready:
             return
         from sd_studio.incidents import set_context  # not at import: logging is not needed for the first frame
+        from sd_studio.ui.actions import action_name, call_slot
 
         set_context(action=action_name(self.actions[spec.key]))
         call_slot(self, spec, checked)
@@ -195,13 +219,13 @@ class MainWindow(QMainWindow):
     # -- the document ------------------------------------------------------------------------
     @property
     def doc(self) -> Document | None:
-        """The document being edited (the session's)."""
-        return self.session.doc
+        """The document being edited (the session's; None until finish_startup)."""
+        return self.session.doc if self.session is not None else None
 
     @property
     def path(self) -> str | None:
         """The document's file, or None when it is saved nowhere yet."""
-        return self.session.path
+        return self.session.path if self.session is not None else None
 
     def open_path(self, path: str) -> bool:
         """Open a file in this window (after the unsaved-changes question); errors are shown, nothing changes."""
@@ -242,14 +266,16 @@ class MainWindow(QMainWindow):
         self.doc.redo()
 
     def closeEvent(self, event) -> None:  # noqa: N802
+        if not self.is_ready:  # closed before its first frame: nothing to keep, not even the layout
+            event.accept()
+            return
         if self.session.busy or not self.session.maybe_save():  # a file being read or written: let it finish
             event.ignore()
             return
         self.settings.setValue("window/geometry", self.saveGeometry())
         self.settings.setValue("window/state", self.saveState())
         self.settings.setValue("window/size", self.size())
-        if self.is_ready:
-            self.engine.shutdown(2000)
+        self.engine.shutdown(2000)
         event.accept()
 
     def _update_recent_menu(self) -> None:
@@ -427,12 +453,17 @@ class MainWindow(QMainWindow):
 
     # -- settings and models -----------------------------------------------------------------
     def _remember_model(self, spec: str) -> None:
+        from sd_studio.ui.dialogs import settings_list
+        from sd_studio.ui.session import MAX_RECENT
+
         if not spec:
             return
         recent = [m for m in settings_list(self.settings, "models/recent") if m != spec]
         self.settings.setValue("models/recent", [spec, *recent][:MAX_RECENT])
 
     def _load_settings(self) -> None:
+        from sd_studio.ui.dialogs import settings_list
+
         s = self.settings
         recent = settings_list(s, "models/recent")
         default = str(s.value("models/default", "") or "")
@@ -444,6 +475,8 @@ class MainWindow(QMainWindow):
 
     def scan_models(self) -> None:
         """List the models in the configured folders and the Hugging Face cache, off the main thread."""
+        from sd_studio.ui.dialogs import settings_list
+
         folders = [Path(f) for f in settings_list(self.settings, "models/folders")]
 
         def scan() -> None:
@@ -459,6 +492,8 @@ class MainWindow(QMainWindow):
 
     def open_settings(self) -> None:
         """Edit the settings; they apply to the next generation, and the history budget at once."""
+        from sd_studio.ui.dialogs import SettingsDialog
+
         if SettingsDialog(self.settings, self).exec():
             self._load_settings()
             self.scan_models()
@@ -518,25 +553,20 @@ class MainWindow(QMainWindow):
         row = view.sizeHintForRow(0) if view.count() else 44
         return dock.height() - view.viewport().height() + rows * row + 2 * view.frameWidth()
 
-    def _restore_window(self) -> bool:
-        """The geometry and dock layout of the last session, when they fit this screen; otherwise (a first
-        start, or a layout made on a bigger screen) most of the screen, and first_start is True (the caller
-        may maximise; finish_startup lays the docks out afresh). Returns whether anything was restored."""
+    def _restore_geometry(self) -> None:
+        """The geometry of the last session when its layout fits this screen (first_start False: finish_startup
+        restores the dock layout too); otherwise (a first start, or a layout made on a bigger screen) most of
+        the screen, and first_start is True (the caller may maximise; finish_startup lays the docks out afresh)."""
         screen = QGuiApplication.primaryScreen()
         area = screen.availableGeometry() if screen is not None else None
         geometry, saved = self.settings.value("window/geometry"), self.settings.value("window/size")
         fits = isinstance(saved, QSize) and saved.isValid() and (
             area is None or area.isEmpty() or (saved.width() <= area.width() and saved.height() <= area.height()))
-        if geometry is not None and fits and self.restoreGeometry(geometry):
-            state = self.settings.value("window/state")
-            if state is not None:
-                self.restoreState(state)
-            self.first_start = False
-            return True
-        self.first_start = True
+        self.first_start = not (geometry is not None and fits and self.restoreGeometry(geometry))
+        if not self.first_start:
+            return
         if area is None or area.isEmpty():
             self.resize(1400, 900)
         else:
             self.resize(area.size() * 0.9)
             self.move(area.center() - self.rect().center())
-        return False

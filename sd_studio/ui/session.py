@@ -12,13 +12,13 @@ from PySide6.QtCore import QObject, QSettings, QTimer, Signal
 from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
 
 from sd_studio.errors import FileError
+from sd_studio.ui import APP_NAME
 from sd_studio.ui.dialogs import NewDocumentDialog, history_budget, settings_list
 from sd_studio.ui.errors import show_error
 
 if TYPE_CHECKING:
     from sd_studio.document.document import Document
 
-APP_NAME = "SD Studio"
 OPEN_FILTER = "Images and projects (*.png *.jpg *.jpeg *.webp *.tif *.tiff *.bmp *.gif *.ora);;All files (*)"
 PROJECT_FILTER = "OpenRaster project (*.ora)"
 IMAGE_FILTER = "PNG image (*.png);;JPEG image (*.jpg *.jpeg);;WebP image (*.webp)"
