@@ -40,20 +40,14 @@ def test_autosave_keeps_a_copy_while_modified_and_removes_it_on_a_clean_exit(win
 
 def test_an_applied_generation_is_saved_at_once(qtbot, settings, photo):
     """The editor as started: a Fill result landing writes a copy at once (autosave every hour)."""
-    from sd_studio.document.commands import set_mask
+    from tests.ui.runs import fill_square
 
     settings.setValue("autosave/interval_s", 3600)
     window = start_editor(str(photo), settings=settings)
     try:
         qtbot.waitUntil(lambda: window.is_ready and window.autosave is not None, timeout=20000)
         store = window.autosave.store
-        mask = np.zeros((80, 96), np.uint8)
-        mask[20:40, 30:50] = 255
-        window.doc.execute(set_mask(window.doc, mask))
-        panel = window.generate_panel
-        panel.mode.setCurrentIndex(panel.mode.findData("fill"))
-        with qtbot.waitSignal(window.generation.result_applied, timeout=60000):
-            window.actions["generate"].trigger()
+        fill_square(window, qtbot)
         qtbot.waitUntil(lambda: len(store.entries()) == 1, timeout=20000)
         assert len(store.restore(store.entries()[0]).layers) == 2  # the copy has the result
     finally:

@@ -14,8 +14,8 @@ from sd_studio.app import _install_crash_handlers
 from sd_studio.engine.request import GenerationRequest
 from sd_studio.errors import FileError
 from sd_studio.incidents import context, log_path, set_context, uninstall_exception_hooks
-from sd_studio.ui.errors import show_error
 from sd_studio.ui.actions import action_name
+from sd_studio.ui.errors import show_error
 
 
 @pytest.fixture(autouse=True)

@@ -3,22 +3,10 @@ last run, and the dock layout."""
 
 from __future__ import annotations
 
-import numpy as np
 from PySide6.QtCore import QSize, Qt
 
-from sd_studio.document.commands import set_mask
 from tests.ui.keys import press
-
-
-def _fill(window, qtbot) -> None:
-    """Mark a square and run Fill (no model) through the Generate action; wait for the result layer."""
-    mask = np.zeros((window.doc.size.height, window.doc.size.width), np.uint8)
-    mask[20:40, 30:50] = 255
-    window.doc.execute(set_mask(window.doc, mask))
-    panel = window.generate_panel
-    panel.mode.setCurrentIndex(panel.mode.findData("fill"))
-    with qtbot.waitSignal(window.generation.result_applied, timeout=60000):
-        window.actions["generate"].trigger()
+from tests.ui.runs import fill_square
 
 
 def test_a_hidden_mask_is_shown_again_in_the_next_document(window, photo):
@@ -31,7 +19,7 @@ def test_a_hidden_mask_is_shown_again_in_the_next_document(window, photo):
 
 def test_a_result_is_not_hidden_under_the_mask(window, photo, qtbot):
     window.open_path(str(photo))
-    _fill(window, qtbot)
+    fill_square(window, qtbot)
     assert len(window.doc.layers) == 2 and not window.doc.mask.is_empty
     assert not window.canvas.show_mask and not window.actions["show_mask"].isChecked()
     qtbot.waitUntil(lambda: "mask is hidden" in window.statusBar().currentMessage())
@@ -42,7 +30,7 @@ def test_a_result_is_not_hidden_under_the_mask(window, photo, qtbot):
 
 def test_the_generate_panel_forgets_the_last_run_in_the_next_document(window, photo, qtbot):
     window.open_path(str(photo))
-    _fill(window, qtbot)
+    fill_square(window, qtbot)
     panel = window.generate_panel
     assert panel.progress.format() == "Done"
     window.doc.history.mark_clean()
