@@ -120,8 +120,8 @@ class MainWindow(QMainWindow):
             QTimer.singleShot(0, self, self.finish_startup)  # after this frame reaches the screen
 
     def finish_startup(self) -> None:
-        """Build the canvas, panels and engine thread and start on a document; does nothing the
-        second time. Emits ready when done."""
+        """Build the frame (menus, tool bars, docks), the canvas, panels and engine thread, and start on a
+        document; does nothing the second time. Emits building first and ready when done."""
         if self.is_ready or self._building:
             return
         self._building = True
@@ -148,7 +148,7 @@ class MainWindow(QMainWindow):
         if self.first_start:
             QTimer.singleShot(0, self, self._first_start_layout)  # once the new docks are laid out
         else:
-            # the dock sizes restored in __init__ were laid out around empty docks; now they hold panels
+            # the dock sizes restored by _build_frame were laid out around empty docks; now they hold panels
             state = self.settings.value("window/state")
             if state is not None:
                 QTimer.singleShot(0, self, lambda: self.restoreState(state))
