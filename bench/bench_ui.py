@@ -19,16 +19,23 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-# "Shown" is the same for both: the first paint of the window has run (an application-wide event
-# filter sees its first Paint event) and the event loop has turned once more, so the frame is flushed.
+# "Shown" is the same for both: a Paint event has reached the window or one of the widgets it holds when it is
+# shown (a filter on each of them sees it), and the event loop has turned once more, so the frame is painted
+# and flushed. The filter sits on the window's own widgets only: an application-wide Python filter would be
+# handed every object of the process, and PySide builds each new type's Python class (with all of its
+# module's enums) the first time one passes: QMainWindow's layout animation alone cost the editor 0.1 s
+# that the user never pays.
 FIRST_FRAME = """
 from PySide6.QtCore import QEvent, QObject, QTimer
+from PySide6.QtWidgets import QWidget
 class FirstFrame(QObject):
     def __init__(self, window, then):
         super().__init__()
-        self.window, self.then, self.done = window, then, False
+        self.then, self.done = then, False
+        for widget in [window, *window.findChildren(QWidget)]:
+            widget.installEventFilter(self)
     def eventFilter(self, obj, event):
-        if not self.done and event.type() == QEvent.Type.Paint and getattr(obj, "window", None) and obj.window() is self.window:
+        if not self.done and event.type() == QEvent.Type.Paint:
             self.done = True
             QTimer.singleShot(0, self.then)
         return False
@@ -39,13 +46,14 @@ import sys
 from PySide6.QtWidgets import QApplication, QMainWindow
 app = QApplication(sys.argv[:1])
 w = QMainWindow(); w.resize(1400, 900)
-ff = FirstFrame(w, lambda: (print("shown", flush=True), app.quit())); app.installEventFilter(ff)
+ff = FirstFrame(w, lambda: (print("shown", flush=True), app.quit()))
 w.show()
 app.exec()
 """
 
-# The editor's real start-up path (sd_studio.app.start_editor, as `sd-studio` runs it): the window's
-# frame is shown first; "ready" is when the canvas, panels, engine thread and document exist too.
+# The editor's real start-up path (sd_studio.app.start_editor, as `sd-studio` runs it): the window's first
+# frame shows at once (its size, title and background); "ready" is when the menus, tool bars, docks,
+# canvas, panels, engine thread and document exist too.
 EDITOR = FIRST_FRAME + """
 import sys
 import sd_studio.cli  # the entry point's own import
@@ -64,9 +72,8 @@ def shown():
         ready()
     else:
         w.ready.connect(lambda: QTimer.singleShot(0, ready))
-ff = FirstFrame(None, shown); app.installEventFilter(ff)
 w = start_editor(None, settings=settings)
-ff.window = w  # painting starts only in the event loop, below
+ff = FirstFrame(w, shown)  # painting starts only in the event loop, below
 app.exec()
 """
 
@@ -104,9 +111,10 @@ def bench_startup() -> None:
         editor = statistics.median(r[0] for r in runs)
         ready = statistics.median(r[1] for r in runs)
     print(f"startup_bare_window: {bare * 1000:.0f} ms")
-    print(f"startup_editor_window: {editor * 1000:.0f} ms (menus, toolbars, docks painted)")
-    print(f"startup_editor_ready: {ready * 1000:.0f} ms (canvas, panels and a new 1024 x 1024 document too)")
-    print(f"startup_ratio_editor_over_bare: {editor / bare:.2f} x (target <= 2.0)")
+    print(f"startup_editor_window: {editor * 1000:.0f} ms (the window's first frame: its size, title, background)")
+    print(f"startup_editor_ready: {ready * 1000:.0f} ms (menus, tool bars, docks, canvas, panels, a 1024 x 1024 "
+          "document)")
+    print(f"startup_ratio_editor_over_bare: {editor / bare:.2f} x (target <= 1.5)")
     print(f"startup_ratio_ready_over_bare: {ready / bare:.2f} x")
 
 

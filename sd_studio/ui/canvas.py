@@ -7,10 +7,11 @@ import math
 import numpy as np
 from PySide6.QtCore import QPointF, QRect, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QBrush, QColor, QImage, QPainter, QPen, QPixmap
-from PySide6.QtWidgets import QWidget
+from PySide6.QtWidgets import QApplication, QWidget
 
 from sd_studio.document.document import Document
 from sd_studio.document.geometry import Bounds
+from sd_studio.ui.focus import edits_text
 from sd_studio.ui.images import downscale, qimage_copy, qimage_view
 
 ZOOM_STEPS = (1 / 32, 1 / 24, 1 / 16, 1 / 12, 1 / 8, 1 / 6, 1 / 4, 1 / 3, 1 / 2, 2 / 3, 1, 1.5, 2, 3, 4, 6, 8, 12, 16, 24, 32)
@@ -20,6 +21,8 @@ BAND_ROWS = 256
 
 MASK_TINT = (255, 48, 96)
 MASK_ALPHA = 0.45
+MASK_DISPLAYS = ("tint", "erased")
+"""How the mask shows: a red tint over the image, or the image erased (the checkerboard through the mask)."""
 
 
 class _Level:
@@ -64,6 +67,7 @@ class Canvas(QWidget):
         self._tool_active = False
         self._pressure = 1.0
         self.show_mask = True
+        self.mask_display = MASK_DISPLAYS[0]
         self.region: Bounds | None = None
         self._preview: QImage | None = None
         self._preview_bounds: Bounds | None = None
@@ -133,6 +137,13 @@ class Canvas(QWidget):
     def set_show_mask(self, show: bool) -> None:
         """Show or hide the tinted inpaint-mask overlay."""
         self.show_mask = bool(show)
+        self.update()
+
+    def set_mask_display(self, style: str) -> None:
+        """Show the mask as "tint" (red over the image) or "erased" (the checkerboard through it, as AI erasers do)."""
+        if style not in MASK_DISPLAYS:
+            raise ValueError(f"the mask shows as one of {', '.join(MASK_DISPLAYS)}, not {style!r}")
+        self.mask_display = style
         self.update()
 
     def set_region(self, region: Bounds | None) -> None:
@@ -286,15 +297,34 @@ class Canvas(QWidget):
 
     def _paint_mask(self, p: QPainter, area: Bounds, s: int) -> None:
         x0, y0 = area.x // s * s, area.y // s * s
-        m = self._mask[y0: area.bottom: s, x0: area.right: s]
+        m = np.ascontiguousarray(self._mask[y0: area.bottom: s, x0: area.right: s])
         if not m.any():
+            return
+        target = self.widget_rect(Bounds(x0, y0, m.shape[1] * s, m.shape[0] * s))
+        p.setClipRect(self.widget_rect(self._doc.bounds))
+        if self.mask_display == "erased":
+            self._paint_erased(p, m, target)
             return
         tint = np.empty(m.shape + (4,), np.uint8)
         tint[..., :3] = MASK_TINT
         tint[..., 3] = (m.astype(np.uint16) * int(255 * MASK_ALPHA) // 255).astype(np.uint8)
-        image = qimage_view(tint)
-        p.setClipRect(self.widget_rect(self._doc.bounds))
-        p.drawImage(self.widget_rect(Bounds(x0, y0, m.shape[1] * s, m.shape[0] * s)), image)
+        p.drawImage(target, qimage_view(tint))
+
+    def _paint_erased(self, p: QPainter, m: np.ndarray, target: QRectF) -> None:
+        # the checkerboard, cut to the mask's shape (its values as alpha), laid over the image
+        box = target.toAlignedRect().intersected(self.rect())
+        if box.isEmpty():
+            return
+        cut = QImage(box.size(), QImage.Format.Format_ARGB32_Premultiplied)
+        cut.fill(Qt.GlobalColor.transparent)
+        alpha = QImage(m.data, m.shape[1], m.shape[0], m.strides[0], QImage.Format.Format_Alpha8)
+        q = QPainter(cut)
+        q.setBrushOrigin(self._origin - QPointF(box.topLeft()))
+        q.fillRect(cut.rect(), self._checker)
+        q.setCompositionMode(QPainter.CompositionMode.CompositionMode_DestinationIn)
+        q.drawImage(target.translated(-QPointF(box.topLeft())), alpha)
+        q.end()
+        p.drawImage(box.topLeft(), cut)
 
     def _paint_overlays(self, p: QPainter) -> None:
         p.setRenderHint(QPainter.RenderHint.Antialiasing, True)
@@ -395,6 +425,14 @@ class Canvas(QWidget):
         # Keep the pen's pressure for the mouse events Qt synthesises from this tablet event.
         self._pressure = max(0.01, float(event.pressure())) if event.pressure() > 0 else 1.0
         event.ignore()
+
+    def enterEvent(self, event) -> None:  # noqa: N802
+        # the pointer over the canvas takes the keys (Space pans at once, M picks the mask brush) unless the
+        # user is typing in a text field: Esc or a click hands them over then
+        focus = QApplication.focusWidget()
+        if focus is not self and self.isActiveWindow() and not edits_text(focus):
+            self.setFocus(Qt.FocusReason.MouseFocusReason)
+        super().enterEvent(event)
 
     def leaveEvent(self, event) -> None:  # noqa: N802
         self._set_hover(None)

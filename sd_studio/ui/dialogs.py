@@ -70,7 +70,7 @@ class SettingsDialog(QDialog):
         self.memory.addItems(["auto", "none", "attention-slicing", "vae-tiling", "cpu-offload"])
         self.memory.setCurrentText(str(settings.value("engine/memory_mode", "auto")))
         self.budget = QSpinBox(minimum=64, maximum=65536, singleStep=256, suffix=" MB")
-        self.budget.setValue(int(settings.value("history/budget_mb", 1024)))
+        self.budget.setValue(history_budget(settings) >> 20)
         self.autosave = QSpinBox(minimum=0, maximum=3600, singleStep=30, suffix=" s", objectName="autosaveInterval",
                                  specialValueText="off", toolTip="How often a recovery copy of a modified document is "
                                  "written (0: never); applies from the next document opened")
@@ -125,3 +125,11 @@ def autosave_interval(settings) -> float:
         return float(settings.value("autosave/interval_s", 60))
     except (TypeError, ValueError):
         return 60.0
+
+
+def history_budget(settings) -> int:
+    """Bytes the undo history of a document may hold, from the setting "history/budget_mb" (default 1024)."""
+    try:
+        return max(64, int(settings.value("history/budget_mb", 1024))) << 20
+    except (TypeError, ValueError):
+        return 1024 << 20

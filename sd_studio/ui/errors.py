@@ -1,9 +1,10 @@
-"""Error dialogs: one clear sentence for the user, the details one click away."""
+"""Error dialogs: one clear sentence for the user; for an unexpected error, the details one click away."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox, QWidget
 
 from sd_studio.errors import SDStudioError
@@ -23,6 +24,7 @@ def details_box(parent: QWidget | None, icon: QMessageBox.Icon, summary: str, de
     from PySide6.QtGui import QGuiApplication
 
     box = QMessageBox(icon, "SD Studio", summary, button, parent)
+    box.setTextFormat(Qt.TextFormat.PlainText)  # a message quoting a file name is never markup
     where = f"The details were written to {log}." if log is not None else ""
     box.setInformativeText(" ".join(part for part in (where, note) if part))
     box.setDetailedText(details)
@@ -33,13 +35,17 @@ def details_box(parent: QWidget | None, icon: QMessageBox.Icon, summary: str, de
 
 
 def show_error(parent: QWidget | None, exc: BaseException, action: str = "") -> QMessageBox:
-    """Show an error box for exc (window-modal, it does not block); unexpected errors are written
-    to the incident log and the box says where."""
-    from sd_studio.incidents import describe_exception, log_exception
+    """Show an error box for exc (window-modal, it does not block). An error the user can act on
+    (SDStudioError) is its sentence alone; an unexpected one is written to the incident log, and the box
+    says where and holds the details (traceback, context) behind "Show Details..." and "Copy details"."""
+    if isinstance(exc, SDStudioError):
+        box = QMessageBox(QMessageBox.Icon.Warning, "SD Studio", error_text(exc), QMessageBox.StandardButton.Ok, parent)
+        box.setTextFormat(Qt.TextFormat.PlainText)
+    else:
+        from sd_studio.incidents import describe_exception, log_exception
 
-    details = describe_exception(exc, action)
-    log = None if isinstance(exc, SDStudioError) else log_exception(exc, action)
-    box = details_box(parent, QMessageBox.Icon.Warning, error_text(exc), details, log, QMessageBox.StandardButton.Ok)
+        box = details_box(parent, QMessageBox.Icon.Warning, error_text(exc), describe_exception(exc, action),
+                          log_exception(exc, action), QMessageBox.StandardButton.Ok)
     box.setObjectName("errorBox")
     box.setModal(True)
     box.open()

@@ -21,6 +21,7 @@ class GenerationController(QObject):
     message = Signal(str)  # a status-bar line
     engine_state = Signal(str)  # "device · model" for the status bar
     model_used = Signal(str)  # a model spec that worked, for the recent-models list
+    result_applied = Signal()  # a result became layers of the document (one command)
 
     def __init__(self, window, panel, canvas, engine: EngineThread) -> None:
         super().__init__(window)
@@ -163,6 +164,7 @@ class GenerationController(QObject):
             return
         if len(result.images) == 1:
             self.doc.execute(apply_result(self.doc, result, [0], self._source, self._mode))
+            self.result_applied.emit()
             seed = f" (seed {result.seeds[0]})" if result.seeds else ""
             self.message.emit(f"The result is a new layer{seed}; undo removes it.")
         else:
@@ -185,6 +187,7 @@ class GenerationController(QObject):
         self.panel.offer_variants(0)
         chosen = list(range(len(result.images))) if everything else [self.panel.current_variant]
         self.doc.execute(apply_result(self.doc, result, chosen, self._source, self._mode))
+        self.result_applied.emit()
 
     def discard(self) -> None:
         """Drop the variants waiting for a choice."""

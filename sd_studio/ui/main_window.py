@@ -1,121 +1,137 @@
-"""MainWindow: menus, actions, the canvas, the docks and the status bar around one document."""
+"""MainWindow: the frame around one document: menus and tool bars (built from ui/actions.py), the canvas, the
+docks and the status bar. The document's life (new, open, save, export) is the session's (ui/session.py)."""
 
 from __future__ import annotations
 
-import os
-import re
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QEvent, QSettings, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QActionGroup, QColor, QGuiApplication, QKeySequence, QPainter
-from PySide6.QtWidgets import (
-    QCheckBox,
-    QColorDialog,
-    QDockWidget,
-    QFileDialog,
-    QLabel,
-    QMainWindow,
-    QMessageBox,
-    QSlider,
-    QSpinBox,
-    QToolBar,
-    QToolButton,
-    QWidget,
-)
+from PySide6.QtCore import QSettings, QSize, Qt, QTimer, Signal
+from PySide6.QtGui import QGuiApplication, QPalette
+from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QMessageBox, QWidget
 
-from sd_studio.errors import SDStudioError
-from sd_studio.ui.dialogs import NewDocumentDialog, SettingsDialog, settings_list
-from sd_studio.ui.errors import show_error
-from sd_studio.ui.icons import icon
-from sd_studio.ui.tools import TOOL_CLASSES, ToolOptions
+from sd_studio.ui import APP_NAME
 
-# The window's frame (menus, toolbars, docks) needs only Qt; numpy, the document model, the canvas and
-# the panels load in finish_startup(), after a deferred window has painted its first frame.
+# The first frame needs only Qt: the window's size, title and background. The action table, its icon font,
+# the tool bars, docks, canvas, panels, numpy and the document model load in finish_startup(), after a
+# deferred window has painted that frame.
 if TYPE_CHECKING:
     from sd_studio.document.document import Document
     from sd_studio.document.layer import Layer
+    from sd_studio.ui.actions import ActionSpec
     from sd_studio.ui.engine_thread import EngineThread
+    from sd_studio.ui.session import DocumentSession
 
-APP_NAME = "SD Studio"
-OPEN_FILTER = "Images and projects (*.png *.jpg *.jpeg *.webp *.tif *.tiff *.bmp *.gif *.ora);;All files (*)"
-SAVE_FILTER = "OpenRaster project (*.ora);;PNG image (*.png);;JPEG image (*.jpg *.jpeg);;WebP image (*.webp)"
-EXPORT_FILTER = "PNG image (*.png);;JPEG image (*.jpg *.jpeg);;WebP image (*.webp)"
-MAX_RECENT = 10
+MASK_DISPLAY_KEY = "view/mask_display"
+"""QSettings key: how the mask shows, "tint" (red) or "erased" (checkerboard through it)."""
+LAYER_ROWS = 3
+"""Rows of the Layers list a first-start layout keeps in sight, whatever the screen."""
+HISTORY_HEIGHT = 140
 
 
 class _Backdrop(QWidget):
-    """Stands where the canvas will be, in the canvas's own background, until finish_startup()."""
+    """Stands where the canvas will be, in the canvas's own background, until finish_startup(); calls
+    painted() once, after its first paint (the window's first frame)."""
+
+    def __init__(self, parent: QWidget, painted) -> None:
+        super().__init__(parent)
+        self._painted = painted
+        # Qt fills the background: a Python QPainter in the first frame would cost PySide ~0.1 s of set-up
+        palette = self.palette()
+        palette.setColor(QPalette.ColorRole.Window, palette.window().color().darker(115))  # as the canvas
+        self.setPalette(palette)
+        self.setAutoFillBackground(True)
 
     def paintEvent(self, event) -> None:  # noqa: N802
-        p = QPainter(self)
-        p.fillRect(event.rect(), self.palette().color(self.backgroundRole()).darker(115))
-        p.end()
+        if self._painted is not None:
+            painted, self._painted = self._painted, None
+            painted()
 
 
 class MainWindow(QMainWindow):
-    """The editor's window: one document, its canvas, tools, panels and the engine thread."""
+    """The editor's window: one document (its session), its canvas, tools, panels and the engine thread."""
 
     _models_found = Signal(object)  # from the model-scanning thread
-    building = Signal()  # finish_startup() begins: the window's frame is on screen
+    building = Signal()  # finish_startup() begins: the window's first frame is on screen
     ready = Signal()  # finish_startup() is done: the canvas, panels, engine and document exist
 
-    def __init__(self, settings: QSettings | None = None, engine: "EngineThread | None" = None, *,
+    def __init__(self, settings: QSettings | None = None, engine: EngineThread | None = None, *,
                  defer: bool = False, initial_path: str | None = None) -> None:
-        """Build the window; with defer, only its frame now and the rest (finish_startup) once it has
-        painted, so it appears at once. initial_path is opened by finish_startup instead of a new document."""
+        """Build the window; with defer, only what its first frame shows (its size, title and background) now and
+        the rest (finish_startup: menus, tool bars, docks, canvas, panels, engine, document) once it has painted,
+        so it appears at once. initial_path is opened by finish_startup instead of a new document."""
         super().__init__()
         self.settings = settings if settings is not None else QSettings("sd-studio", "sd-studio")
-        self.path: str | None = None
-        self.doc: Document | None = None
-        self.actions: dict[str, QAction] = {}
         self.is_ready = False
         self._building = False
         self._engine_arg = engine
         self._initial_path = initial_path
-        self._opening = False  # a file is being read on a worker thread (ui/opening.py)
         self._defer_pending = defer
+        self.autosave = None  # the AutosaveController sd_studio.app gives the editor's window
+        self.actions: dict = {}  # filled by finish_startup (ui/actions.py's table)
+        self.session: DocumentSession | None = None  # made by finish_startup
         self.setAcceptDrops(True)
         self.setDockNestingEnabled(True)
         self.setWindowTitle(f"Untitled — {APP_NAME}")
-
-        self.setCentralWidget(_Backdrop(self))
-        self.options = ToolOptions()
-        self.tools = {cls.name: cls(self.options) for cls in TOOL_CLASSES}
-        self.docks = {title: self._dock(title, QWidget(), Qt.DockWidgetArea.RightDockWidgetArea)
-                      for title in ("Generate", "Layers", "History")}
-
-        self._build_status_bar()
-        self._build_actions()
-        self._build_menus()
-        self._build_toolbars()
-        self.options.changed.connect(self._on_options)
-        self.actions["tool_brush"].setChecked(True)
-        self._restore_window()
+        # a Python event() override would make every event of the window a Python object (with its enums)
+        # before the first frame: the backdrop's first paint says when that frame is done instead
+        self.setCentralWidget(_Backdrop(self, self._first_frame_painted))
+        self._restore_geometry()
         if not defer:
             self.finish_startup()
         else:
             # in case no frame is ever painted (a hidden or minimised window), do not wait forever
-            QTimer.singleShot(1000, self.finish_startup)
+            QTimer.singleShot(1000, self, self.finish_startup)
 
-    def event(self, event) -> bool:
-        """Qt's event dispatch; the first paint of a deferred window starts the rest of the start-up."""
-        if self._defer_pending and event.type() == QEvent.Type.Paint:
+    def _build_frame(self) -> None:
+        """The session, the tools and the frame around the canvas: menus and tool bars from the action table,
+        the docks (empty until the panels come), the status bar; the saved dock layout when it fits."""
+        from sd_studio.ui.actions import build_actions, build_menus, build_toolbars
+        from sd_studio.ui.session import DocumentSession
+        from sd_studio.ui.tools import TOOL_CLASSES, ToolOptions
+        from sd_studio.ui.tools.options_bar import ToolOptionsBar
+
+        self.session = DocumentSession(self, self.settings, settle=self._settle)
+        self.options = ToolOptions()
+        self.tools = {cls.name: cls(self.options) for cls in TOOL_CLASSES}
+        self.docks = {title: self._dock(title) for title in ("Generate", "Layers", "History")}
+        self._build_status_bar()
+        self.actions = build_actions(self, self._run)
+        self.menus = build_menus(self, self.actions)
+        self.recent_menu = self.menus["recent"]
+        self.toolbars = build_toolbars(self, self.actions)
+        self.options_bar = ToolOptionsBar(self.options, self)
+        # beside the main tool bar, not below it: a laptop screen keeps the row for the panels
+        self.addToolBar(Qt.ToolBarArea.TopToolBarArea, self.options_bar)
+        self.session.state_changed.connect(self._update_title)
+        self.session.recent_changed.connect(self._update_recent_menu)
+        self.session.message.connect(lambda text, ms: self.statusBar().showMessage(text, ms))
+        self._update_recent_menu()
+        if not self.first_start:
+            state = self.settings.value("window/state")
+            if state is not None:
+                self.restoreState(state)
+
+    # -- start-up ----------------------------------------------------------------------------
+    def _first_frame_painted(self) -> None:
+        if self._defer_pending:
             self._defer_pending = False
-            QTimer.singleShot(0, self.finish_startup)  # after this frame reaches the screen
-        return super().event(event)
+            QTimer.singleShot(0, self, self.finish_startup)  # after this frame reaches the screen
 
     def finish_startup(self) -> None:
-        """Build the canvas, panels and engine thread and start on a document; does nothing the
-        second time. Emits ready when done."""
+        """Build the frame (menus, tool bars, docks), the canvas, panels and engine thread, and start on a
+        document; does nothing the second time. Emits building first and ready when done."""
         if self.is_ready or self._building:
             return
         self._building = True
         self._defer_pending = False
         self.building.emit()
+        self._build_frame()
         from sd_studio.ui.canvas import Canvas
         from sd_studio.ui.engine_thread import EngineThread
+        from sd_studio.ui.errors import show_error
+        from sd_studio.ui.focus import KeyboardHome
         from sd_studio.ui.generate_controller import GenerationController
         from sd_studio.ui.panels.generate import GeneratePanel
         from sd_studio.ui.panels.history import HistoryPanel
@@ -130,12 +146,12 @@ class MainWindow(QMainWindow):
         self.docks["Layers"].setWidget(self.layers_panel)
         self.docks["History"].setWidget(self.history_panel)
         if self.first_start:
-            QTimer.singleShot(0, self._share_dock_height)  # once the new docks are laid out
+            QTimer.singleShot(0, self, self._first_start_layout)  # once the new docks are laid out
         else:
-            # the dock sizes restored in __init__ were laid out around empty docks; now they hold panels
+            # the dock sizes restored by _build_frame were laid out around empty docks; now they hold panels
             state = self.settings.value("window/state")
             if state is not None:
-                QTimer.singleShot(0, lambda: self.restoreState(state))
+                QTimer.singleShot(0, self, lambda: self.restoreState(state))
 
         engine = self._engine_arg
         self.engine = engine if engine is not None else EngineThread(self)
@@ -144,204 +160,53 @@ class MainWindow(QMainWindow):
         self.generation.message.connect(lambda text: self.statusBar().showMessage(text, 6000))
         self.generation.engine_state.connect(self._set_engine_state)
         self.generation.model_used.connect(self._remember_model)
+        self.generation.result_applied.connect(self._on_result_applied)
         self.engine.busy_changed.connect(self._on_busy)
         self.generate_panel.model_chosen.connect(self._remember_model)
         self.layers_panel.use_settings_requested.connect(self.use_layer_settings)
         for signal in (self.generate_panel.model.currentTextChanged, self.generate_panel.device.currentTextChanged):
             signal.connect(self._show_engine_choice)
         # The device and memory mode chosen in the panel are the next start's too (as the Settings dialog's are).
-        self.generate_panel.device.currentTextChanged.connect(lambda text: self.settings.setValue("engine/device", text))
-        self.generate_panel.memory_mode.currentTextChanged.connect(lambda text: self.settings.setValue("engine/memory_mode", text))
+        self.generate_panel.device.currentTextChanged.connect(
+            lambda text: self.settings.setValue("engine/device", text))
+        self.generate_panel.memory_mode.currentTextChanged.connect(
+            lambda text: self.settings.setValue("engine/memory_mode", text))
 
         self.canvas.zoom_changed.connect(lambda z: self.zoom_label.setText(f"{z * 100:.0f}%"))
         self.canvas.cursor_moved.connect(self._on_cursor)
         self.canvas.message.connect(lambda text: self.statusBar().showMessage(text, 4000))
-        self.canvas.set_show_mask(self.actions["show_mask"].isChecked())
+        self.options.changed.connect(self.canvas.update_cursor)
+        self.options_bar.done.connect(self.give_keys_to_canvas)
+        self.keyboard_home = KeyboardHome(self, self.canvas)
+        self.set_mask_display(str(self.settings.value(MASK_DISPLAY_KEY, "tint")))
         self._load_settings()
         self._models_found.connect(self.generate_panel.add_found_models)
-        QTimer.singleShot(500, self.scan_models)
+        QTimer.singleShot(500, self, self.scan_models)
+        self.session.document_changed.connect(self._on_document)
         self.is_ready = True
         self.select_tool(next(n for n in self.tools if self.actions[f"tool_{n}"].isChecked()))
-        self._on_options()
-        self._start_document(self._initial_path)
+        self.session.start(self._initial_path)
         self.ready.emit()
 
-    def _start_document(self, path: str | None) -> None:
-        from sd_studio.document.document import Document
-
-        error = doc = None
-        if path:
-            try:
-                doc = self._load(path)
-            except Exception as exc:  # noqa: BLE001 - shown below, over a new document
-                error = exc
-            if doc is not None:
-                doc.history.budget_bytes = self._budget()
-                self.set_document(doc, os.fspath(path))
-                self._add_recent(os.fspath(path))
-                return
-        doc = Document.new(1024, 1024)
-        doc.history.budget_bytes = self._budget()
-        self.set_document(doc, None)
-        if error is not None:
-            QTimer.singleShot(0, lambda: show_error(self, error, f"open {path}"))
-
     # -- building ----------------------------------------------------------------------------
-    def _dock(self, title: str, widget: QWidget, area) -> QDockWidget:
-        dock = QDockWidget(title, self)
-        dock.setObjectName(f"dock_{title.lower()}")
-        dock.setWidget(widget)
-        dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable | QDockWidget.DockWidgetFeature.DockWidgetFloatable)
-        self.addDockWidget(area, dock)
+    def _dock(self, title: str) -> QDockWidget:
+        dock = QDockWidget(title, self, objectName=f"dock_{title.lower()}")
+        dock.setWidget(QWidget())
+        feature = QDockWidget.DockWidgetFeature
+        dock.setFeatures(feature.DockWidgetMovable | feature.DockWidgetFloatable)
+        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
         return dock
 
-    def _action(self, key: str, text: str, slot, shortcut=None, icon_name: str | None = None, checkable: bool = False) -> QAction:
-        action = QAction(text, self)
-        action.setObjectName(key)
-        if shortcut is not None:
-            if isinstance(shortcut, (list, tuple)):
-                action.setShortcuts([s if isinstance(s, QKeySequence) else QKeySequence(s) for s in shortcut])
-            else:
-                action.setShortcut(QKeySequence(shortcut))
-        if icon_name:
-            action.setIcon(icon(icon_name))
-        action.setCheckable(checkable)
-        name = action_name(action)
+    def _run(self, spec: ActionSpec, checked: bool) -> None:
+        """Run an action's slot; the incident log names the action first, so an error in it is logged under it."""
+        # a deferred window shows its menus before the document exists: triggers wait for finish_startup
+        if not self.is_ready:
+            return
+        from sd_studio.incidents import set_context  # not at import: logging is not needed for the first frame
+        from sd_studio.ui.actions import action_name, call_slot
 
-        def run(checked: bool = False) -> None:
-            # a deferred window shows its menus before the document exists: triggers wait for finish_startup
-            if not self.is_ready:
-                return
-            from sd_studio.incidents import set_context  # not at import: logging is not needed for the first frame
-
-            set_context(action=name)  # before the handler, so an error in it is logged under this action
-            slot(checked) if checkable else slot()
-
-        action.triggered.connect(run)
-        self.addAction(action)  # shortcuts work even when the menu bar is hidden
-        self.actions[key] = action
-        return action
-
-    def _build_actions(self) -> None:
-        SK = QKeySequence.StandardKey
-        a = self._action
-        a("new", "&New...", self.new_document, SK.New, "mdi6.file-outline")
-        a("open", "&Open...", self.open_dialog, SK.Open, "mdi6.folder-open-outline")
-        a("save", "&Save", self.save, SK.Save, "mdi6.content-save-outline")
-        a("save_as", "Save &As...", self.save_as, SK.SaveAs, "mdi6.content-save-edit-outline")
-        a("export", "&Export...", self.export, "Ctrl+E", "mdi6.export")
-        a("quit", "&Quit", self.close, _keys(SK.Quit, "Ctrl+Q"), "mdi6.exit-to-app")
-        a("undo", "&Undo", lambda: self._settle() or self.doc.undo(), SK.Undo, "mdi6.undo")
-        a("redo", "&Redo", lambda: self._settle() or self.doc.redo(), _keys(SK.Redo, "Ctrl+Shift+Z", "Ctrl+Y"), "mdi6.redo")
-        a("copy", "&Copy image", self.copy_image, SK.Copy, "mdi6.content-copy")
-        a("paste", "&Paste as layer", self.paste_as_layer, SK.Paste, "mdi6.content-paste")
-        a("paste_new", "Paste as new &document", self.paste_as_document, "Ctrl+Shift+V")
-        a("settings", "Se&ttings...", self.open_settings, SK.Preferences, "mdi6.cog-outline")
-        a("zoom_in", "Zoom &in", lambda: self.canvas.zoom_in(), _keys(SK.ZoomIn, "Ctrl+="), "mdi6.magnify-plus-outline")
-        a("zoom_out", "Zoom &out", lambda: self.canvas.zoom_out(), SK.ZoomOut, "mdi6.magnify-minus-outline")
-        a("zoom_fit", "&Fit to window", lambda: self.canvas.fit(), "Ctrl+0", "mdi6.fit-to-screen-outline")
-        a("zoom_100", "&Actual size (100%)", lambda: self.canvas.actual_size(), "Ctrl+1", "mdi6.numeric-1-box-outline")
-        show_mask = a("show_mask", "Show &mask", lambda on: self.canvas.set_show_mask(on), "Ctrl+H", "mdi6.eye-outline", checkable=True)
-        show_mask.setChecked(True)
-        a("clear_mask", "&Clear mask", self.clear_mask, "Ctrl+Shift+A", "mdi6.selection-off")
-        a("invert_mask", "&Invert mask", lambda: self._mask_op("invert_mask"), "Ctrl+I")
-        a("grow_mask", "&Grow mask by 8 px", lambda: self._mask_op("grow_mask", 8))
-        a("shrink_mask", "&Shrink mask by 8 px", lambda: self._mask_op("shrink_mask", 8))
-        a("feather_mask", "&Feather mask by 8 px", lambda: self._mask_op("feather_mask", 8))
-        a("new_layer", "&New layer", lambda: self.layers_panel.add_layer(), "Ctrl+Shift+N", "mdi6.plus")
-        a("duplicate_layer", "&Duplicate layer", lambda: self.layers_panel.duplicate_layer(), "Ctrl+J", "mdi6.content-copy")
-        a("delete_layer", "D&elete layer", lambda: self.layers_panel.delete_layer(), None, "mdi6.delete-outline")
-        a("merge_down", "&Merge down", lambda: self.layers_panel.merge_down(), "Ctrl+Shift+E", "mdi6.layers-triple-outline")
-        a("flatten", "&Flatten image", lambda: self.layers_panel.flatten(), None, "mdi6.layers-outline")
-        a("use_settings", "&Use these settings", lambda: self.use_layer_settings(self.doc.active), None, "mdi6.tune-variant")
-        a("generate", "&Generate", lambda: self.generation.generate(), ["Ctrl+Return", "Ctrl+Enter"], "mdi6.auto-fix")
-        cancel = a("cancel", "&Cancel generation", lambda: self.generation.cancel(), "Esc", "mdi6.stop-circle-outline")
-        cancel.setEnabled(False)
-        a("bigger", "Bigger brush", self.options.bigger, "]")
-        a("smaller", "Smaller brush", self.options.smaller, "[")
-        a("about", "&About SD Studio", self.about)
-        group = QActionGroup(self)
-        for tool in self.tools.values():
-            action = a(f"tool_{tool.name}", tool.label, lambda _c=False, n=tool.name: self.select_tool(n), tool.shortcut, tool.icon, checkable=True)
-            action.setToolTip(f"{tool.label} ({tool.shortcut})")
-            group.addAction(action)
-        for key in ("generate", "cancel", "bigger", "smaller", "undo", "redo"):
-            self.actions[key].setShortcutContext(Qt.ShortcutContext.WindowShortcut)
-
-    def _build_menus(self) -> None:
-        bar = self.menuBar()
-        m = bar.addMenu("&File")
-        for key in ("new", "open"):
-            m.addAction(self.actions[key])
-        self.recent_menu = m.addMenu("Open &Recent")
-        m.addSeparator()
-        for key in ("save", "save_as", "export"):
-            m.addAction(self.actions[key])
-        m.addSeparator()
-        m.addAction(self.actions["quit"])
-        m = bar.addMenu("&Edit")
-        for key in ("undo", "redo", None, "copy", "paste", "paste_new", None, "settings"):
-            m.addSeparator() if key is None else m.addAction(self.actions[key])
-        m = bar.addMenu("&View")
-        for key in ("zoom_in", "zoom_out", "zoom_fit", "zoom_100", None, "show_mask"):
-            m.addSeparator() if key is None else m.addAction(self.actions[key])
-        m = bar.addMenu("&Mask")
-        for key in ("clear_mask", "invert_mask", "grow_mask", "shrink_mask", "feather_mask"):
-            m.addAction(self.actions[key])
-        m = bar.addMenu("&Layer")
-        for key in ("new_layer", "duplicate_layer", "delete_layer", None, "merge_down", "flatten", None, "use_settings"):
-            m.addSeparator() if key is None else m.addAction(self.actions[key])
-        m = bar.addMenu("&Tools")
-        for tool in self.tools.values():
-            m.addAction(self.actions[f"tool_{tool.name}"])
-        m.addSeparator()
-        m.addAction(self.actions["bigger"])
-        m.addAction(self.actions["smaller"])
-        m = bar.addMenu("&Generate")
-        m.addAction(self.actions["generate"])
-        m.addAction(self.actions["cancel"])
-        m = bar.addMenu("&Help")
-        m.addAction(self.actions["about"])
-        self._update_recent_menu()
-
-    def _build_toolbars(self) -> None:
-        main = QToolBar("Main", self, objectName="mainToolbar")
-        for key in ("new", "open", "save", None, "undo", "redo", None, "zoom_in", "zoom_out", "zoom_fit", "show_mask", None, "generate", "cancel"):
-            main.addSeparator() if key is None else main.addAction(self.actions[key])
-        self.addToolBar(Qt.ToolBarArea.TopToolBarArea, main)
-        tools = QToolBar("Tools", self, objectName="toolsToolbar")
-        for tool in self.tools.values():
-            tools.addAction(self.actions[f"tool_{tool.name}"])
-        self.addToolBar(Qt.ToolBarArea.LeftToolBarArea, tools)
-        self.addToolBarBreak()
-        bar = QToolBar("Tool options", self, objectName="optionsToolbar")
-        self.size_box = QSpinBox(minimum=1, maximum=1000, suffix=" px", toolTip="Brush size ([ and ])")
-        self.hardness_slider = QSlider(Qt.Orientation.Horizontal, minimum=0, maximum=100, toolTip="Hardness")
-        self.opacity_slider = QSlider(Qt.Orientation.Horizontal, minimum=1, maximum=100, toolTip="Opacity")
-        for s in (self.hardness_slider, self.opacity_slider):
-            s.setFixedWidth(110)
-        self.color_button = QToolButton(toolTip="Brush colour")
-        self.color_button.clicked.connect(self._choose_color)
-        self.pressure_size = QCheckBox("Pressure → size")
-        self.pressure_opacity = QCheckBox("Pressure → opacity")
-        bar.addWidget(QLabel(" Size "))
-        bar.addWidget(self.size_box)
-        bar.addWidget(QLabel("  Hardness "))
-        bar.addWidget(self.hardness_slider)
-        bar.addWidget(QLabel("  Opacity "))
-        bar.addWidget(self.opacity_slider)
-        bar.addWidget(QLabel("  Colour "))
-        bar.addWidget(self.color_button)
-        bar.addSeparator()
-        bar.addWidget(self.pressure_size)
-        bar.addWidget(self.pressure_opacity)
-        self.addToolBar(Qt.ToolBarArea.TopToolBarArea, bar)
-        self.size_box.valueChanged.connect(lambda v: self.options.size != v and self.options.set(size=v))
-        self.hardness_slider.valueChanged.connect(lambda v: self.options.set(hardness=v / 100))
-        self.opacity_slider.valueChanged.connect(lambda v: self.options.set(opacity=v / 100))
-        self.pressure_size.toggled.connect(lambda on: self.options.set(pressure_size=on))
-        self.pressure_opacity.toggled.connect(lambda on: self.options.set(pressure_opacity=on))
-        self._on_options()
+        set_context(action=action_name(self.actions[spec.key]))
+        call_slot(self, spec, checked)
 
     def _build_status_bar(self) -> None:
         bar = self.statusBar()
@@ -353,249 +218,87 @@ class MainWindow(QMainWindow):
             w.setContentsMargins(8, 0, 8, 0)
             bar.addPermanentWidget(w)
 
-    # -- document ----------------------------------------------------------------------------
-    def set_document(self, doc: Document, path: str | None) -> None:
-        """Edit another document (the previous one is dropped without asking)."""
-        if self.doc is not None:
-            self.doc.events.history_changed.disconnect(self._update_title)
-        self.doc, self.path = doc, path
+    # -- the document ------------------------------------------------------------------------
+    @property
+    def doc(self) -> Document | None:
+        """The document being edited (the session's; None until finish_startup)."""
+        return self.session.doc if self.session is not None else None
+
+    @property
+    def path(self) -> str | None:
+        """The document's file, or None when it is saved nowhere yet."""
+        return self.session.path if self.session is not None else None
+
+    def open_path(self, path: str) -> bool:
+        """Open a file in this window (after the unsaved-changes question); errors are shown, nothing changes."""
+        self.finish_startup()
+        return self.session.open_path(path)
+
+    def _on_document(self, doc: Document) -> None:
+        # Everything the window shows of a document starts afresh with the next one: the mask is visible
+        # again, the Generate panel forgets the previous run, and the keys are the canvas's.
         self.canvas.set_document(doc)
         self.layers_panel.set_document(doc)
         self.history_panel.set_document(doc)
         self.generation.document_changed()
-        doc.events.history_changed.connect(self._update_title)
+        self.generate_panel.reset()
+        self.set_show_mask(True)
         self.size_label.setText(f"{doc.size.width} × {doc.size.height}")
-        self._update_title()
+        self.give_keys_to_canvas()
 
     def _update_title(self) -> None:
-        name = Path(self.path).name if self.path else "Untitled"
-        self.setWindowTitle(f"{name}{'*' if self.doc.is_modified else ''} — {APP_NAME}")
-        self.actions["undo"].setEnabled(self.doc.history.can_undo)
-        self.actions["redo"].setEnabled(self.doc.history.can_redo)
-
-    def _budget(self) -> int:
-        return int(self.settings.value("history/budget_mb", 1024)) << 20
-
-    def _load(self, path: str):
-        """The document at path, decoded off the main thread (the window keeps painting); None if cancelled.
-        What the file holds that SD Studio shows differently (an unknown blend mode) is said in the status bar."""
-        from sd_studio.ui.opening import load_in_background
-
-        self._opening = True
-        try:
-            opened = load_in_background(self, path)
-        finally:
-            self._opening = False
-        if opened is None:
-            return None
-        if opened.warnings:
-            more = f" (and {len(opened.warnings) - 1} more)" if len(opened.warnings) > 1 else ""
-            QTimer.singleShot(0, lambda: self.statusBar().showMessage(f"{opened.warnings[0]}{more}", 15000))
-        return opened.document
-
-    def open_path(self, path: str) -> bool:
-        """Open a file in this window (after the unsaved-changes prompt); errors are shown, nothing changes."""
-        self.finish_startup()
-        if not self.maybe_save():
-            return False
-        try:
-            doc = self._load(path)
-        except Exception as exc:  # noqa: BLE001 - every failure is a dialog, the document stays
-            show_error(self, exc, f"open {path}")
-            return False
-        if doc is None:  # cancelled
-            return False
-        doc.history.budget_bytes = self._budget()
-        self.set_document(doc, os.fspath(path))
-        self._add_recent(os.fspath(path))
-        self.statusBar().showMessage(f"Opened {path}", 4000)
-        return True
+        self.setWindowTitle(self.session.title)
+        if self.doc is not None:
+            self.actions["undo"].setEnabled(self.doc.history.can_undo)
+            self.actions["redo"].setEnabled(self.doc.history.can_redo)
 
     def _settle(self) -> None:
         """Turn edits still in progress (an opacity being dragged) into their undo step."""
         if self.is_ready:
             self.layers_panel.commit_opacity()
 
-    def save_to(self, path: str) -> bool:
-        """Save to path by its extension (.ora keeps layers); errors are shown."""
+    def undo(self) -> None:
+        """Undo the last change."""
         self._settle()
-        try:
-            from sd_studio.document.io import save_document
+        self.doc.undo()
 
-            save_document(path, self.doc)
-        except Exception as exc:  # noqa: BLE001
-            show_error(self, exc, f"save {path}")
-            return False
-        return True
-
-    def new_document(self) -> None:
-        """Ask for a size and background, then start a new document."""
-        if not self.maybe_save():
-            return
-        dialog = NewDocumentDialog(self, *self.doc.size)
-        if dialog.exec() == NewDocumentDialog.DialogCode.Accepted:
-            from sd_studio.document.document import Document
-
-            w, h, bg = dialog.values()
-            doc = Document.new(w, h, bg)
-            doc.history.budget_bytes = self._budget()
-            self.set_document(doc, None)
-
-    def open_dialog(self) -> None:
-        """Choose a file to open."""
-        path, _ = QFileDialog.getOpenFileName(self, "Open", self._last_dir(), OPEN_FILTER)
-        if path:
-            self.open_path(path)
-
-    def save(self) -> bool:
-        """Save to the current file; layered documents opened from flat images go through Save As."""
-        if self.path is None or (len(self.doc.layers) > 1 and not self.path.lower().endswith(".ora")):
-            return self.save_as()
-        if self.save_to(self.path):
-            self.doc.history.mark_clean()
-            return True
-        return False
-
-    def save_as(self) -> bool:
-        """Choose a file name and save (an .ora project keeps the layers)."""
-        stem = Path(self.path).stem if self.path else "Untitled"
-        path, chosen = QFileDialog.getSaveFileName(self, "Save As", str(Path(self._last_dir()) / f"{stem}.ora"), SAVE_FILTER)
-        if not path:
-            return False
-        path = _with_extension(path, chosen)
-        if self.save_to(path):
-            self.path = path
-            self.doc.history.mark_clean()
-            self._add_recent(path)
-            return True
-        return False
-
-    def export(self) -> None:
-        """Write the flattened image to a PNG, JPEG or WebP file (the document keeps its own file)."""
-        stem = Path(self.path).stem if self.path else "Untitled"
-        path, chosen = QFileDialog.getSaveFileName(self, "Export", str(Path(self._last_dir()) / f"{stem}.png"), EXPORT_FILTER)
-        if path:
-            path = _with_extension(path, chosen)
-            if self.save_to(path):
-                self.statusBar().showMessage(f"Exported {path}", 4000)
-
-    def maybe_save(self) -> bool:
-        """Ask what to do with unsaved changes; False means the user cancelled."""
+    def redo(self) -> None:
+        """Redo the last undone change."""
         self._settle()
-        if self.doc is None or not self.doc.is_modified:
-            return True
-        box = QMessageBox(QMessageBox.Icon.Question, APP_NAME, "Save the changes to this document first?",
-                          QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard | QMessageBox.StandardButton.Cancel, self)
-        box.setObjectName("unsavedBox")
-        answer = box.exec()
-        if answer == QMessageBox.StandardButton.Save:
-            return self.save()
-        return answer == QMessageBox.StandardButton.Discard
+        self.doc.redo()
 
     def closeEvent(self, event) -> None:  # noqa: N802
-        if self._opening or not self.maybe_save():  # a file being opened: cancel that first
+        if not self.is_ready:  # closed before its first frame: nothing to keep, not even the layout
+            event.accept()
+            return
+        if self.session.busy or not self.session.maybe_save():  # a file being read or written: let it finish
             event.ignore()
             return
         self.settings.setValue("window/geometry", self.saveGeometry())
         self.settings.setValue("window/state", self.saveState())
-        if self.is_ready:
-            self.engine.shutdown(2000)
+        self.settings.setValue("window/size", self.size())
+        self.engine.shutdown(2000)
         event.accept()
-
-    # -- recent files and models -------------------------------------------------------------
-    def _last_dir(self) -> str:
-        return str(Path(self.path).parent) if self.path else str(self.settings.value("files/last_dir", str(Path.home())))
-
-    def _add_recent(self, path: str) -> None:
-        recent = [p for p in settings_list(self.settings, "files/recent") if p != path]
-        self.settings.setValue("files/recent", [path, *recent][:MAX_RECENT])
-        self.settings.setValue("files/last_dir", str(Path(path).parent))
-        self._update_recent_menu()
 
     def _update_recent_menu(self) -> None:
         self.recent_menu.clear()
-        recent = settings_list(self.settings, "files/recent")
+        recent = self.session.recent_files()
         for path in recent:
             self.recent_menu.addAction(Path(path).name, lambda p=path: self.open_path(p)).setToolTip(path)
         self.recent_menu.setEnabled(bool(recent))
 
-    def _remember_model(self, spec: str) -> None:
-        if not spec:
+    # -- keyboard ----------------------------------------------------------------------------
+    def give_keys_to_canvas(self) -> None:
+        """Let the canvas have the keyboard (tool keys, space to pan)."""
+        if self.is_ready:
+            self.canvas.setFocus(Qt.FocusReason.OtherFocusReason)
+
+    def keyPressEvent(self, event) -> None:  # noqa: N802
+        # Esc that no widget used (a text field, a spin box, a list): the keys go back to the canvas
+        if event.key() == Qt.Key.Key_Escape and self.is_ready:
+            self.give_keys_to_canvas()
             return
-        recent = [m for m in settings_list(self.settings, "models/recent") if m != spec]
-        self.settings.setValue("models/recent", [spec, *recent][:MAX_RECENT])
-
-    def _load_settings(self) -> None:
-        s = self.settings
-        recent = settings_list(s, "models/recent")
-        default = str(s.value("models/default", "") or "")
-        models = [default, *[m for m in recent if m != default]] if default else recent
-        self.generate_panel.set_models(models, default or None)
-        self.generate_panel.device.setCurrentText(str(s.value("engine/device", "auto")))
-        self.generate_panel.memory_mode.setCurrentText(str(s.value("engine/memory_mode", "auto")))
-        self._show_engine_choice()
-
-    def _share_dock_height(self) -> None:
-        # Qt splits docks evenly (and widens them when asked for heights). On a first start the Generate
-        # panel gets all it asks for, so its Generate button is in sight; History gets a few lines and
-        # Layers the rest, or, on a short screen, History becomes a tab behind Layers.
-        generate_dock, layers_dock, history_dock = (self.docks[name] for name in ("Generate", "Layers", "History"))
-        docks = [generate_dock, layers_dock, history_dock]
-        available = sum(d.height() for d in docks)
-        generate = generate_dock.widget().sizeHint().height() + generate_dock.height() - generate_dock.widget().height() + 6
-        history, layers = 140, available - generate - 140
-        if layers < 200:
-            self.tabifyDockWidget(layers_dock, history_dock)
-            layers_dock.raise_()
-            docks, sizes = [generate_dock, layers_dock], [generate, max(120, available - generate)]
-        else:
-            sizes = [generate, layers, history]
-        self.resizeDocks(docks, sizes, Qt.Orientation.Vertical)
-        width = max(d.widget().sizeHint().width() for d in docks)
-        self.resizeDocks(docks, [width] * len(docks), Qt.Orientation.Horizontal)  # the canvas keeps the rest
-
-    def _restore_window(self) -> bool:
-        """The geometry and dock layout of the last session; on a first start, most of the screen
-        (first_start is then True and the caller may maximise). Returns whether anything was restored."""
-        geometry = self.settings.value("window/geometry")
-        if geometry is not None and self.restoreGeometry(geometry):
-            state = self.settings.value("window/state")
-            if state is not None:
-                self.restoreState(state)
-            self.first_start = False
-            return True
-        self.first_start = True
-        screen = QGuiApplication.primaryScreen()
-        area = screen.availableGeometry() if screen is not None else None
-        if area is None or area.isEmpty():
-            self.resize(1400, 900)
-        else:
-            size = area.size() * 0.9
-            self.resize(size)
-            self.move(area.center() - self.rect().center())
-        return False
-
-    def scan_models(self) -> None:
-        """List the models in the configured folders and the Hugging Face cache, off the main thread."""
-        folders = [Path(f) for f in settings_list(self.settings, "models/folders")]
-
-        def scan() -> None:
-            try:
-                from sd_studio.engine.models.discovery import find_models
-
-                entries = find_models(folders)
-            except Exception:  # noqa: BLE001 - a listing is a convenience; typing a spec always works
-                return
-            self._models_found.emit(entries)
-
-        threading.Thread(target=scan, name="model scan", daemon=True).start()
-
-    def open_settings(self) -> None:
-        """Edit the settings; they apply to the next generation and the next document."""
-        if SettingsDialog(self.settings, self).exec():
-            self._load_settings()
-            self.scan_models()
-            self.doc.history.budget_bytes = self._budget()
+        super().keyPressEvent(event)
 
     # -- clipboard and drops -----------------------------------------------------------------
     def copy_image(self) -> None:
@@ -634,10 +337,8 @@ class MainWindow(QMainWindow):
     def paste_as_document(self) -> None:
         """Start a new document from the clipboard's image."""
         pixels = self._clipboard_pixels()
-        if pixels is not None and self.maybe_save():
-            from sd_studio.document.document import Document
-
-            self.set_document(Document.from_pixels(pixels), None)
+        if pixels is not None:
+            self.session.new_from_pixels(pixels)
 
     def dragEnterEvent(self, event) -> None:  # noqa: N802
         if event.mimeData().hasUrls() and any(u.isLocalFile() for u in event.mimeData().urls()):
@@ -648,9 +349,34 @@ class MainWindow(QMainWindow):
         if files:
             event.acceptProposedAction()
             # Open after the drop returns, so a dialog never runs inside the drag's event loop.
-            QTimer.singleShot(0, lambda: self.open_path(files[0]))
+            QTimer.singleShot(0, self, lambda: self.open_path(files[0]))
 
     # -- mask --------------------------------------------------------------------------------
+    def set_show_mask(self, show: bool) -> None:
+        """Show or hide the mask on the canvas (Ctrl+H)."""
+        self.actions["show_mask"].setChecked(show)
+        if self.is_ready:
+            self.canvas.set_show_mask(show)
+
+    def set_mask_display(self, style: str) -> None:
+        """Show the mask as a red tint ("tint") or as erased ("erased": the checkerboard through it); remembered."""
+        from sd_studio.ui.canvas import MASK_DISPLAYS
+
+        style = style if style in MASK_DISPLAYS else MASK_DISPLAYS[0]
+        self.actions["mask_erased" if style == "erased" else "mask_tint"].setChecked(True)
+        self.settings.setValue(MASK_DISPLAY_KEY, style)
+        self.canvas.set_mask_display(style)
+        self.set_show_mask(True)
+
+    def _on_result_applied(self) -> None:
+        # the result lies under the mask: hide the mask so it is seen (a mask tool shows it again)
+        if self.actions["show_mask"].isChecked() and not self.doc.mask.is_empty:
+            self.set_show_mask(False)
+            # after the generation's own line, added to it
+            QTimer.singleShot(0, self, lambda: self.statusBar().showMessage(
+                f"{self.statusBar().currentMessage()} The mask is hidden to show the result; "
+                "Ctrl+H or a mask tool shows it again.".strip(), 10000))
+
     def clear_mask(self) -> None:
         """Empty the inpaint mask (undoable)."""
         if not self.doc.mask.is_empty:
@@ -658,45 +384,42 @@ class MainWindow(QMainWindow):
 
             self.doc.execute(cmd.clear_mask(self.doc))
 
-    def _mask_op(self, name: str, *args) -> None:
-        from sd_studio.document import mask as mask_ops
+    def invert_mask(self) -> None:
+        """Swap the marked and unmarked parts of the mask (undoable)."""
+        from sd_studio.document.mask import invert_mask
 
-        op = getattr(mask_ops, name, None)
-        if op is None:
-            self.statusBar().showMessage("This mask operation is not available yet.", 4000)
-            return
-        try:
-            command = op(self.doc, *args)
-        except SDStudioError as exc:
-            show_error(self, exc, name)
-            return
-        if command is not None:
+        self._execute(invert_mask(self.doc))
+
+    def grow_mask(self, px: int = 8) -> None:
+        """Grow the mask by px pixels (undoable)."""
+        from sd_studio.document.mask import grow_mask
+
+        self._execute(grow_mask(self.doc, px))
+
+    def shrink_mask(self, px: int = 8) -> None:
+        """Shrink the mask by px pixels (undoable)."""
+        from sd_studio.document.mask import shrink_mask
+
+        self._execute(shrink_mask(self.doc, px))
+
+    def feather_mask(self, px: int = 8) -> None:
+        """Soften the mask's edge over about px pixels (undoable)."""
+        from sd_studio.document.mask import feather_mask
+
+        self._execute(feather_mask(self.doc, px))
+
+    def _execute(self, command) -> None:
+        if command is not None:  # None: nothing would change
             self.doc.execute(command)
 
     # -- tools -------------------------------------------------------------------------------
     def select_tool(self, name: str) -> None:
-        """Make a tool current."""
-        self.canvas.set_tool(self.tools[name])
+        """Make a tool current; a tool that changes the mask shows it."""
+        tool = self.tools[name]
+        self.canvas.set_tool(tool)
         self.actions[f"tool_{name}"].setChecked(True)
-
-    def _on_options(self) -> None:
-        o = self.options
-        for widget, value in ((self.size_box, round(o.size)), (self.hardness_slider, round(o.hardness * 100)),
-                              (self.opacity_slider, round(o.opacity * 100))):
-            if widget.value() != value:
-                widget.blockSignals(True)
-                widget.setValue(value)
-                widget.blockSignals(False)
-        self.pressure_size.setChecked(o.pressure_size)
-        self.pressure_opacity.setChecked(o.pressure_opacity)
-        self.color_button.setStyleSheet(f"background: {o.color.name()}; min-width: 22px; border: 1px solid palette(mid);")
-        if self.is_ready:
-            self.canvas.update_cursor()
-
-    def _choose_color(self) -> None:
-        color = QColorDialog.getColor(self.options.color, self, "Brush colour")
-        if color.isValid():
-            self.options.set(color=QColor(color))
+        if tool.edits_mask:
+            self.set_show_mask(True)
 
     # -- status and generation ---------------------------------------------------------------
     def _on_cursor(self, pos) -> None:
@@ -715,6 +438,10 @@ class MainWindow(QMainWindow):
         self.actions["cancel"].setEnabled(busy)
         self.actions["generate"].setEnabled(not busy)
 
+    def use_active_layer_settings(self) -> None:
+        """Load the active layer's generation parameters into the Generate panel."""
+        self.use_layer_settings(self.doc.active)
+
     def use_layer_settings(self, layer: Layer | None) -> None:
         """Load a generated layer's parameters back into the Generate panel."""
         text = layer.metadata.get("parameters") if layer is not None else None
@@ -726,32 +453,122 @@ class MainWindow(QMainWindow):
         notes = self.generate_panel.load_parameters(parse_parameters(text))
         self.statusBar().showMessage(" ".join([f"Loaded the settings of “{layer.name}”.", *notes]), 6000)
 
+    # -- settings and models -----------------------------------------------------------------
+    def _remember_model(self, spec: str) -> None:
+        from sd_studio.ui.dialogs import settings_list
+        from sd_studio.ui.session import MAX_RECENT
+
+        if not spec:
+            return
+        recent = [m for m in settings_list(self.settings, "models/recent") if m != spec]
+        self.settings.setValue("models/recent", [spec, *recent][:MAX_RECENT])
+
+    def _load_settings(self) -> None:
+        from sd_studio.ui.dialogs import settings_list
+
+        s = self.settings
+        recent = settings_list(s, "models/recent")
+        default = str(s.value("models/default", "") or "")
+        models = [default, *[m for m in recent if m != default]] if default else recent
+        self.generate_panel.set_models(models, default or None)
+        self.generate_panel.device.setCurrentText(str(s.value("engine/device", "auto")))
+        self.generate_panel.memory_mode.setCurrentText(str(s.value("engine/memory_mode", "auto")))
+        self._show_engine_choice()
+
+    def scan_models(self) -> None:
+        """List the models in the configured folders and the Hugging Face cache, off the main thread."""
+        from sd_studio.ui.dialogs import settings_list
+
+        folders = [Path(f) for f in settings_list(self.settings, "models/folders")]
+
+        def scan() -> None:
+            try:
+                from sd_studio.engine.models.discovery import find_models
+
+                entries = find_models(folders)
+            except Exception:  # noqa: BLE001 - a listing is a convenience; typing a spec always works
+                return
+            self._models_found.emit(entries)
+
+        threading.Thread(target=scan, name="model scan", daemon=True).start()
+
+    def open_settings(self) -> None:
+        """Edit the settings; they apply to the next generation, and the history budget at once."""
+        from sd_studio.ui.dialogs import SettingsDialog
+
+        if SettingsDialog(self.settings, self).exec():
+            self._load_settings()
+            self.scan_models()
+            self.session.apply_settings()
+
     def about(self) -> None:
         """Show the version."""
         from sd_studio import __version__
 
-        QMessageBox.about(self, APP_NAME, f"<b>{APP_NAME}</b> {__version__}<br>An image editor whose brush can ask Stable Diffusion for help.")
+        QMessageBox.about(self, APP_NAME, f"<b>{APP_NAME}</b> {__version__}<br>"
+                          "An image editor whose brush can ask Stable Diffusion for help.")
 
+    # -- layout ------------------------------------------------------------------------------
+    def _first_start_layout(self) -> None:
+        # Qt splits docks evenly (and widens them when asked for heights). On a first start the Generate panel
+        # gets what it asks for, so its settings and Generate button are in sight, as long as the Layers list
+        # keeps LAYER_ROWS rows; History gets a few lines below, or on a short screen a tab behind Layers.
+        generate_dock, layers_dock, history_dock = (self.docks[name] for name in ("Generate", "Layers", "History"))
+        available = sum(d.height() for d in (generate_dock, layers_dock, history_dock))
+        if available - self._generate_dock_height() - self._layers_dock_height(LAYER_ROWS) < HISTORY_HEIGHT:
+            self.tabifyDockWidget(layers_dock, history_dock)
+            layers_dock.raise_()
+        QTimer.singleShot(0, self, self._share_dock_height)  # once the tab bar has taken its room
 
-def action_name(action: QAction) -> str:
-    """What the incident log calls a menu action: its text without the mnemonic and the dots ("Open")."""
-    return re.sub(r"&(.)", r"\1", action.text()).rstrip(".").strip()
+    def _share_dock_height(self) -> None:
+        generate_dock, layers_dock, history_dock = (self.docks[name] for name in ("Generate", "Layers", "History"))
+        tabbed = history_dock in self.tabifiedDockWidgets(layers_dock)
+        docks = [generate_dock, layers_dock] if tabbed else [generate_dock, layers_dock, history_dock]
+        available = sum(d.height() for d in docks)
+        generate, layers = self._generate_dock_height(), self._layers_dock_height(LAYER_ROWS)
+        if tabbed:
+            layers = max(layers, available - generate)
+            sizes = [max(120, available - layers), layers]
+        else:
+            sizes = [generate, available - generate - HISTORY_HEIGHT, HISTORY_HEIGHT]
+        width = max(d.widget().sizeHint().width() for d in docks)
+        self.resizeDocks(docks, [width] * len(docks), Qt.Orientation.Horizontal)  # the canvas keeps the rest
+        self.resizeDocks(docks, sizes, Qt.Orientation.Vertical)
+        if tabbed:  # Qt sizes a tabbed group with its tab bar: one correction once the sizes have landed
+            QTimer.singleShot(0, self, lambda: self._correct_height(layers_dock, sizes[1], generate_dock, sizes[1]))
 
+    def _correct_height(self, dock: QDockWidget, wanted: int, giver: QDockWidget, asked: int, tries: int = 4) -> None:
+        short = wanted - dock.height()
+        if short > 0 and tries:
+            asked += short
+            self.resizeDocks([giver, dock], [giver.height() + dock.height() - asked, asked], Qt.Orientation.Vertical)
+            QTimer.singleShot(0, self, lambda: self._correct_height(dock, wanted, giver, asked, tries - 1))
 
-def _keys(standard, *extra: str) -> list[QKeySequence]:
-    """The platform's standard key sequences plus common alternatives, without duplicates."""
-    keys = list(QKeySequence.keyBindings(standard))
-    for text in extra:
-        if QKeySequence(text) not in keys:
-            keys.append(QKeySequence(text))
-    return keys
+    def _generate_dock_height(self) -> int:
+        """The Generate dock's height that shows all its settings."""
+        dock = self.docks["Generate"]
+        return dock.widget().sizeHint().height() + dock.height() - dock.widget().height() + 6
 
+    def _layers_dock_height(self, rows: int) -> int:
+        """The Layers dock's height that shows rows rows of its list."""
+        dock, view = self.docks["Layers"], self.layers_panel.list
+        row = view.sizeHintForRow(0) if view.count() else 44
+        return dock.height() - view.viewport().height() + rows * row + 2 * view.frameWidth()
 
-def _with_extension(path: str, chosen_filter: str) -> str:
-    if Path(path).suffix:
-        return path
-    for ext in (".ora", ".png", ".jpg", ".webp"):
-        if ext[1:] in chosen_filter.lower():
-            return path + ext
-    return path + ".png"
-
+    def _restore_geometry(self) -> None:
+        """The geometry of the last session when its layout fits this screen (first_start False: finish_startup
+        restores the dock layout too); otherwise (a first start, or a layout made on a bigger screen) most of
+        the screen, and first_start is True (the caller may maximise; finish_startup lays the docks out afresh)."""
+        screen = QGuiApplication.primaryScreen()
+        area = screen.availableGeometry() if screen is not None else None
+        geometry, saved = self.settings.value("window/geometry"), self.settings.value("window/size")
+        fits = isinstance(saved, QSize) and saved.isValid() and (
+            area is None or area.isEmpty() or (saved.width() <= area.width() and saved.height() <= area.height()))
+        self.first_start = not (geometry is not None and fits and self.restoreGeometry(geometry))
+        if not self.first_start:
+            return
+        if area is None or area.isEmpty():
+            self.resize(1400, 900)
+        else:
+            self.resize(area.size() * 0.9)
+            self.move(area.center() - self.rect().center())

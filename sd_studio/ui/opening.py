@@ -1,15 +1,18 @@
-"""Opening a file without freezing the window: the decode runs on a thread while the window keeps painting."""
+"""Reading and writing files without freezing the window: the work runs on a thread while the window keeps painting."""
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from PySide6.QtCore import QEvent, QEventLoop, QObject, Qt, QTimer
 from PySide6.QtWidgets import QApplication, QProgressDialog, QWidget
 
 SHOW_PROGRESS_AFTER_MS = 500
-"""A file that takes longer than this to open gets a progress box with Cancel."""
+"""A file that takes longer than this to open or save gets a progress box."""
+T = TypeVar("T")
 
 _INPUT = {
     QEvent.Type.MouseButtonPress, QEvent.Type.MouseButtonRelease, QEvent.Type.MouseButtonDblClick,
@@ -30,33 +33,47 @@ def load_in_background(parent: QWidget, path: str, loader=None):
     """
     if loader is None:
         from sd_studio.document.io import open_document as loader
+
+    def work():
+        opened = loader(path)
+        opened.document.composite()
+        return opened
+
+    return run_in_background(parent, f"Opening {Path(path).name}…", work, title="Opening")
+
+
+def run_in_background(parent: QWidget, text: str, work: Callable[[], T], *, title: str = "Working",
+                      cancellable: bool = True) -> T | None:
+    """What work() returns, run on a worker thread while the window keeps painting and ignores input; after
+    SHOW_PROGRESS_AFTER_MS a busy box says text (with Cancel when cancellable). None when the user cancelled
+    (the worker's result is then dropped); raises what work raised."""
     outcome: dict = {}
     done = threading.Event()
 
-    def work() -> None:
+    def run() -> None:
         try:
-            opened = loader(path)
-            opened.document.composite()
-            outcome["doc"] = opened
+            outcome["result"] = work()
         except BaseException as exc:  # noqa: BLE001 - handed to the main thread, raised there
             outcome["error"] = exc
         finally:
             done.set()
 
-    threading.Thread(target=work, name="sd-studio open", daemon=True).start()
-    if not done.wait(0.03):  # small files open within a frame: no box, no nested loop
-        if not _wait_painting(parent, path, done):
-            return None
+    threading.Thread(target=run, name=f"sd-studio {title.lower()}", daemon=True).start()
+    # small files are done within a frame: no box, no nested loop
+    if not done.wait(0.03) and not _wait_painting(parent, text, title, done, cancellable):
+        return None
     if "error" in outcome:
         raise outcome["error"]
-    return outcome["doc"]
+    return outcome["result"]
 
 
-def _wait_painting(parent: QWidget, path: str, done: threading.Event) -> bool:
+def _wait_painting(parent: QWidget, text: str, title: str, done: threading.Event, cancellable: bool) -> bool:
     """Run the event loop (paint, resize, timers; no input) until done is set; False if the user cancelled."""
-    dialog = QProgressDialog(f"Opening {Path(path).name}…", "Cancel", 0, 0, parent)
-    dialog.setObjectName("openingBox")
-    dialog.setWindowTitle("Opening")
+    dialog = QProgressDialog(text, "Cancel", 0, 0, parent)
+    dialog.setObjectName(f"{title.lower()}Box")  # openingBox, savingBox
+    dialog.setWindowTitle(title)
+    if not cancellable:
+        dialog.setCancelButton(None)
     dialog.setWindowModality(Qt.WindowModality.WindowModal)
     dialog.setAutoClose(False)
     dialog.setAutoReset(False)
@@ -71,8 +88,9 @@ def _wait_painting(parent: QWidget, path: str, done: threading.Event) -> bool:
     cancelled = []
     poll = QTimer(interval=15)
     poll.timeout.connect(lambda: done.is_set() and loop.quit())
-    for signal in (dialog.canceled, dialog.rejected):  # the Cancel button, Esc, the box's close button
-        signal.connect(lambda: (cancelled.append(True), loop.quit()))
+    if cancellable:
+        for signal in (dialog.canceled, dialog.rejected):  # the Cancel button, Esc, the box's close button
+            signal.connect(lambda: (cancelled.append(True), loop.quit()))
     poll.start()
     try:
         loop.exec()
@@ -86,7 +104,7 @@ def _wait_painting(parent: QWidget, path: str, done: threading.Event) -> bool:
 
 
 class _InputBlocker(QObject):
-    """While a file opens, swallows every input event except those for the progress box."""
+    """While a file is read or written, swallows every input event except those for the progress box."""
 
     def __init__(self, dialog: QProgressDialog) -> None:
         super().__init__(dialog)

@@ -53,3 +53,23 @@ def photo(tmp_path) -> Path:
     path = tmp_path / "photo.png"
     save_image(str(path), rgba)
     return path
+
+
+@pytest.fixture
+def editor(qtbot, settings, photo):
+    """The editor as `sd-studio photo.png` starts it (sd_studio.app.start_editor), ready and the active window;
+    closed afterwards without prompts."""
+    from sd_studio.app import start_editor
+    from sd_studio.incidents import uninstall_exception_hooks
+
+    win = start_editor(str(photo), settings=settings)
+    qtbot.waitUntil(lambda: win.is_ready and win.autosave is not None, timeout=20000)
+    win.activateWindow()
+    qtbot.waitUntil(win.isActiveWindow)
+    yield win
+    win.doc.history.mark_clean()
+    win.autosave.finish()
+    win.close()
+    win.engine.shutdown()
+    win.deleteLater()
+    uninstall_exception_hooks()

@@ -1,4 +1,4 @@
-"""The editor's wiring of autosave, crash recovery and the incident dialog (sd_studio.app)."""
+"""Autosave and crash recovery (ui/autosave.py, wired by sd_studio.app), and the incident dialog."""
 
 from __future__ import annotations
 
@@ -13,12 +13,13 @@ from PySide6.QtCore import QTimer
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QApplication, QMessageBox
 
-from sd_studio.app import _install_autosave, _install_crash_handlers
-from sd_studio.ui.dialogs import autosave_interval
+from sd_studio.app import _install_crash_handlers, start_editor
 from sd_studio.document.commands import Compound, SetLayerProperty, TilesCommand
 from sd_studio.document.document import Document
 from sd_studio.document.io.recovery import RecoveryStore
 from sd_studio.incidents import uninstall_exception_hooks
+from sd_studio.ui.autosave import AutosaveController
+from sd_studio.ui.dialogs import autosave_interval
 
 
 def _paint(doc: Document) -> None:
@@ -27,37 +28,48 @@ def _paint(doc: Document) -> None:
 
 
 def test_autosave_keeps_a_copy_while_modified_and_removes_it_on_a_clean_exit(window, qtbot):
-    finish = _install_autosave(window, interval_s=0.01)
+    autosave = AutosaveController(window.session, interval_s=0.01)
     store = RecoveryStore()
     _paint(window.doc)
     qtbot.waitUntil(lambda: len(store.entries()) == 1, timeout=20000)
     saved = store.restore(store.entries()[0])
     assert np.array_equal(saved.composite(), window.doc.composite())
-    finish()
+    autosave.finish()
     assert store.entries() == []
 
 
-def test_an_applied_generation_is_saved_at_once(window, qtbot):
-    finish = _install_autosave(window, interval_s=3600)
-    store = RecoveryStore()
-    layer = window.doc.layers[0]
-    window.doc.execute(Compound("Add 1 generated layers", [SetLayerProperty(layer, "opacity", 0.5)]))
-    qtbot.waitUntil(lambda: len(store.entries()) == 1, timeout=20000)
-    finish()
+def test_an_applied_generation_is_saved_at_once(qtbot, settings, photo):
+    """The editor as started: a Fill result landing writes a copy at once (autosave every hour)."""
+    from tests.ui.runs import fill_square
+
+    settings.setValue("autosave/interval_s", 3600)
+    window = start_editor(str(photo), settings=settings)
+    try:
+        qtbot.waitUntil(lambda: window.is_ready and window.autosave is not None, timeout=20000)
+        store = window.autosave.store
+        fill_square(window, qtbot)
+        qtbot.waitUntil(lambda: len(store.entries()) == 1, timeout=20000)
+        assert len(store.restore(store.entries()[0]).layers) == 2  # the copy has the result
+    finally:
+        window.doc.history.mark_clean()
+        window.autosave.finish()
+        window.close()
+        window.engine.shutdown()
+        window.deleteLater()
 
 
 def test_a_new_document_gets_its_own_autosaver(window, qtbot):
-    finish = _install_autosave(window, interval_s=0.01)
+    autosave = AutosaveController(window.session, interval_s=0.01)
     store = RecoveryStore()
     _paint(window.doc)
     qtbot.waitUntil(lambda: len(store.entries()) == 1, timeout=20000)
     first = store.entries()[0].doc_id
     window.doc.history.mark_clean()
-    window.set_document(Document.new(64, 64), None)
+    window.session.set_document(Document.new(64, 64), None)
     _paint(window.doc)
     qtbot.waitUntil(lambda: [e.doc_id for e in store.entries()] not in ([], [first]), timeout=20000)
     assert first not in [e.doc_id for e in store.entries()]
-    finish()
+    autosave.finish()
 
 
 class _CountingStore(RecoveryStore):
@@ -82,16 +94,16 @@ class _CountingStore(RecoveryStore):
 
 def test_opening_another_document_does_not_wait_for_an_autosave(window, qtbot):
     store = _CountingStore(slow=True)
-    finish = _install_autosave(window, interval_s=3600, store=store)
+    autosave = AutosaveController(window.session, interval_s=3600, store=store)
     _paint(window.doc)
-    window.request_autosave()
+    autosave.request_save()
     assert store.entered.wait(30)
     window.doc.history.mark_clean()  # the user saved, then opens another file
-    window.set_document(Document.new(64, 64), None)
+    window.session.set_document(Document.new(64, 64), None)
     assert not store.written.is_set()  # set_document returned while the save was being written
     assert window.doc.size == (64, 64)
     store.release.set()
-    finish()  # application exit: waits for the old autosaver, which removes its copy
+    autosave.finish()  # application exit: waits for the old autosaver, which removes its copy
     assert store.written.is_set() and store.entries() == []
 
 
@@ -105,21 +117,21 @@ def test_the_interval_comes_from_the_settings_and_zero_turns_autosave_off(window
     autosavers = lambda: {t for t in threading.enumerate() if t.name == "autosave"}  # noqa: E731
     before = autosavers()
     store = _CountingStore()
-    finish = _install_autosave(window, store=store)
+    autosave = AutosaveController(window.session, store=store)
     _paint(window.doc)
-    window.request_autosave()
+    autosave.request_save()
     layer = window.doc.layers[0]
-    window.doc.execute(Compound("Add 1 generated layers", [SetLayerProperty(layer, "opacity", 0.5)]))
+    window.doc.execute(Compound("Opacity", [SetLayerProperty(layer, "opacity", 0.5)]))
     assert autosavers() == before  # off: no autosave thread for this document
-    finish()
+    autosave.finish()
     assert store.saved == 0 and store.entries() == []
     window.settings.setValue("autosave/interval_s", 3600)
     store = _CountingStore()
-    finish = _install_autosave(window, store=store)
+    autosave = AutosaveController(window.session, store=store)
     assert autosavers() != before
-    window.request_autosave()
+    autosave.request_save()
     assert store.written.wait(30)
-    finish()
+    autosave.finish()
     assert store.saved == 1 and store.entries() == []  # on again: saved, and removed at the clean exit
 
 
@@ -142,12 +154,13 @@ def test_a_crash_s_copy_is_offered_and_restored(window, qtbot):
             QTimer.singleShot(50, answer)
 
     QTimer.singleShot(50, answer)
-    finish = _install_autosave(window, interval_s=3600)
+    autosave = AutosaveController(window.session, interval_s=3600)
+    autosave.offer_recovery()
     qtbot.waitUntil(lambda: window.doc.size == (90, 70), timeout=20000)
     assert window.path == "/somewhere/picture.ora" and window.doc.is_modified
     assert tuple(window.doc.composite()[5, 5]) == (10, 200, 30, 255)
     window.doc.history.mark_clean()
-    finish()
+    autosave.finish()
     assert store.entries() == []
 
 

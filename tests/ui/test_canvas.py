@@ -118,6 +118,33 @@ def test_mask_overlay_toggles(qtbot):
     assert tuple(shown[left.y(), left.x(), :3]) == (255, 255, 255)
 
 
+def test_the_mask_shown_as_erased_is_the_checkerboard_through_the_image(qtbot):
+    doc = Document.new(100, 100, (200, 30, 30, 255))
+    canvas = _canvas(qtbot, doc, (200, 200))
+    mask = np.zeros((100, 100), np.uint8)
+    mask[:, :50] = 255
+    mask[:, 50:60] = 128  # a feathered edge: half erased
+    doc.execute(set_mask(doc, mask))
+    canvas.set_mask_display("erased")
+    shown = _shown(canvas).astype(int)
+    greys = set()
+    for y in range(10, 90, 3):
+        p = canvas.to_widget(QPointF(25, y)).toPoint()
+        r, g, b = shown[p.y(), p.x(), :3]
+        assert r == g == b, (r, g, b)  # no red of the image, no tint: the checkerboard
+        greys.add(int(r))
+    assert greys == {204, 255}  # both of its squares
+    right = canvas.to_widget(QPointF(75, 50)).toPoint()
+    assert tuple(shown[right.y(), right.x(), :3]) == (200, 30, 30)  # outside the mask: the image
+    edge = canvas.to_widget(QPointF(55, 50)).toPoint()
+    r, g, b = shown[edge.y(), edge.x(), :3]
+    assert 30 < g < 204 and r > g  # half image, half checkerboard
+    canvas.set_mask_display("tint")
+    shown = _shown(canvas)
+    left = canvas.to_widget(QPointF(25, 50)).toPoint()
+    assert shown[left.y(), left.x(), 0] > shown[left.y(), left.x(), 1]  # red again, the image under it
+
+
 def test_region_outline_and_preview(qtbot):
     doc = Document.new(100, 100, (255, 255, 255, 255))
     canvas = _canvas(qtbot, doc, (200, 200))

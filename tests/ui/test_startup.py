@@ -27,7 +27,7 @@ def started(qtbot, settings, photo):
         win.ready.disconnect()
         if win.is_ready:
             win.doc.history.mark_clean()
-            getattr(win, "finish_autosave", lambda: None)()
+            win.autosave.finish()
         win.close()
         if win.is_ready:
             win.engine.shutdown()
@@ -35,26 +35,29 @@ def started(qtbot, settings, photo):
     uninstall_exception_hooks()
 
 
-def test_the_frame_shows_before_the_document_side_is_built(qtbot, started, photo):
+def test_the_first_frame_shows_before_the_rest_is_built(qtbot, started, photo):
     win = started(photo)
-    assert not win.is_ready and win.doc is None
+    # the first frame is the window's size, title and background; nothing else is made before it shows
+    assert not win.is_ready and win.doc is None and win.session is None
     assert win.windowTitle() == "Untitled — SD Studio"
-    assert win.menuBar().actions() and win.actions["generate"].shortcut().toString()
-    # a trigger that arrives early is ignored, not an AttributeError on a missing canvas
-    win.actions["zoom_in"].trigger()
+    assert not win.menuBar().actions() and not win.actions
+    built = []
+    win.building.connect(lambda: built.append(win.isVisible() and not win.is_ready))
     with qtbot.waitSignal(win.ready, timeout=20000):
         pass
+    assert built == [True]  # built after the window was on screen
+    assert win.menuBar().actions() and win.actions["generate"].shortcut().toString()
     assert win.is_ready and win.path == str(photo)
     assert (win.doc.size.width, win.doc.size.height) == (96, 80)
     assert win.windowTitle() == "photo.png — SD Studio"
     assert win.docks["Layers"].widget() is win.layers_panel
     assert win.centralWidget() is win.canvas
-    assert callable(win.finish_autosave)
+    assert win.autosave is not None and win.autosave.session is win.session
 
 
 def test_a_file_that_cannot_be_opened_leaves_a_new_document_and_an_error(qtbot, started, tmp_path, monkeypatch):
     shown = []
-    monkeypatch.setattr("sd_studio.ui.main_window.show_error", lambda parent, exc, action: shown.append(action))
+    monkeypatch.setattr("sd_studio.ui.session.show_error", lambda parent, exc, action: shown.append(action))
     bad = tmp_path / "broken.png"
     bad.write_bytes(b"not a png")
     win = started(bad)

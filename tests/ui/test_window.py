@@ -111,7 +111,7 @@ def test_tool_shortcuts_and_brush_size(window):
     size = window.options.size
     QTest.keyClick(canvas, Qt.Key.Key_BracketRight)
     assert window.options.size > size
-    assert window.size_box.value() == round(window.options.size)
+    assert window.options_bar.size_box.value() == round(window.options.size)
     QTest.keyClick(canvas, Qt.Key.Key_BracketLeft)
     QTest.keyClick(canvas, Qt.Key.Key_BracketLeft)
     assert window.options.size < size
@@ -148,15 +148,18 @@ def test_bad_file_shows_error_and_keeps_document(window, tmp_path):
     boxes = _error_boxes(window)
     assert len(boxes) == 1
     assert "broken.png" in boxes[0].text()
-    assert boxes[0].detailedText()
+    # a file the user chose is an error they can act on: its sentence, no traceback behind "Show Details"
+    assert not boxes[0].detailedText() and "Traceback" not in boxes[0].text()
+    assert [b.text() for b in boxes[0].buttons()] == ["OK"]
 
 
-def test_save_and_reopen_ora(window, photo, tmp_path):
+def test_save_and_reopen_ora(window, photo, tmp_path, monkeypatch):
     window.open_path(str(photo))
     window.layers_panel.add_layer()
     path = tmp_path / "project.ora"
-    assert window.save_to(str(path))
-    window.doc.history.mark_clean()
+    monkeypatch.setattr("sd_studio.ui.session.QFileDialog.getSaveFileName", lambda *a, **k: (str(path), ""))
+    assert window.session.save_as()
+    assert not window.doc.is_modified and window.path == str(path)
     assert window.open_path(str(path))
     assert len(window.doc.layers) == 2
 
@@ -351,7 +354,7 @@ def test_file_and_clipboard_shortcuts_reach_their_actions(window, photo, tmp_pat
     canvas = window.canvas
     canvas.setFocus()
     ctrl, shift = Qt.KeyboardModifier.ControlModifier, Qt.KeyboardModifier.ShiftModifier
-    monkeypatch.setattr("sd_studio.ui.main_window.QFileDialog.getOpenFileName", lambda *a, **k: (str(photo), ""))
+    monkeypatch.setattr("sd_studio.ui.session.QFileDialog.getOpenFileName", lambda *a, **k: (str(photo), ""))
     QTest.keyClick(canvas, Qt.Key.Key_O, ctrl)
     assert window.windowTitle() == "photo.png — SD Studio"
     QTest.keyClick(canvas, Qt.Key.Key_C, ctrl)
@@ -360,7 +363,7 @@ def test_file_and_clipboard_shortcuts_reach_their_actions(window, photo, tmp_pat
     QTest.keyClick(canvas, Qt.Key.Key_V, ctrl)
     assert len(window.doc.layers) == 2 and window.doc.active.name == "Pasted"
     target = tmp_path / "project.ora"
-    monkeypatch.setattr("sd_studio.ui.main_window.QFileDialog.getSaveFileName",
+    monkeypatch.setattr("sd_studio.ui.session.QFileDialog.getSaveFileName",
                         lambda *a, **k: (str(target), "OpenRaster (*.ora)"))
     QTest.keyClick(canvas, Qt.Key.Key_S, ctrl | shift)
     assert target.exists() and window.windowTitle() == "project.ora — SD Studio"

@@ -494,6 +494,14 @@ class GeneratePanel(QWidget):
         if self.status.text().strip().lower() == text.strip().lower():
             self.status.setText("")  # the bar says it already
 
+    def reset(self) -> None:
+        """Forget the last run's state (progress, status, variants) for a new document; the settings stay."""
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0)
+        self.progress.setFormat("Ready")
+        self.status.setText("")
+        self.offer_variants(0)
+
     def offer_variants(self, count: int) -> None:
         """Show the chooser for count variants (0 hides it)."""
         self._variant_count = count

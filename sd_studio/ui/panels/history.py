@@ -10,7 +10,8 @@ from sd_studio.document.document import Document
 
 
 class HistoryPanel(QWidget):
-    """Row 0 is the document as opened; row n is the state after the n-th command. Undone rows are dimmed."""
+    """Row 0 is the document as it was opened or made ("Original"); row n is the state after the n-th command.
+    Undone rows are dimmed."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -37,7 +38,7 @@ class HistoryPanel(QWidget):
         self._updating = True
         self.list.clear()
         dim = QBrush(self.palette().color(QPalette.ColorGroup.Disabled, QPalette.ColorRole.Text))
-        for row, name in enumerate(["Opened", *history.names]):
+        for row, name in enumerate(["Original", *history.names]):  # a new document is not "opened"
             item = QListWidgetItem(name)
             if row > history.index:
                 item.setForeground(dim)

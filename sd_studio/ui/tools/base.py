@@ -22,23 +22,25 @@ class Tool:
     label = "Tool"
     icon = "mdi6.cursor-default"
     shortcut = ""
+    edits_mask = False
+    """True for the tools that change the inpaint mask: choosing one shows the mask."""
 
     def __init__(self, options: ToolOptions) -> None:
         self.options = options
 
-    def press(self, canvas: "Canvas", pos: QPointF, pressure: float, modifiers: Qt.KeyboardModifier) -> None:
+    def press(self, canvas: Canvas, pos: QPointF, pressure: float, modifiers: Qt.KeyboardModifier) -> None:
         """The button went down at pos."""
 
-    def move(self, canvas: "Canvas", pos: QPointF, pressure: float, modifiers: Qt.KeyboardModifier) -> None:
+    def move(self, canvas: Canvas, pos: QPointF, pressure: float, modifiers: Qt.KeyboardModifier) -> None:
         """The pointer moved with the button down."""
 
-    def release(self, canvas: "Canvas", pos: QPointF, modifiers: Qt.KeyboardModifier) -> None:
+    def release(self, canvas: Canvas, pos: QPointF, modifiers: Qt.KeyboardModifier) -> None:
         """The button went up: finish the gesture as one command."""
 
-    def cancel(self, canvas: "Canvas") -> None:
+    def cancel(self, canvas: Canvas) -> None:
         """Abandon the gesture, leaving the document as it was before it."""
 
-    def paint_overlay(self, painter: "QPainter", canvas: "Canvas") -> None:
+    def paint_overlay(self, painter: QPainter, canvas: Canvas) -> None:
         """Draw the gesture in progress (widget coordinates)."""
 
     def cursor_radius(self) -> float | None:

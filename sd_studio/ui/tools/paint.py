@@ -14,7 +14,6 @@ class PaintTool(Tool):
     label = "Brush"
     icon = "mdi6.brush"
     shortcut = "B"
-    on_mask = False
     erase = False
 
     def __init__(self, options) -> None:
@@ -25,7 +24,7 @@ class PaintTool(Tool):
         from sd_studio.document.brush import Brush
 
         o = self.options
-        color = (255, 255, 255) if self.on_mask else o.rgba()[:3]
+        color = (255, 255, 255) if self.edits_mask else o.rgba()[:3]
         return Brush(size=float(o.size), hardness=float(o.hardness), opacity=float(o.opacity), color=color, erase=self.erase)
 
     def press(self, canvas, pos: QPointF, pressure: float, modifiers) -> None:
@@ -33,7 +32,7 @@ class PaintTool(Tool):
 
         doc = canvas.document
         target = None
-        if not self.on_mask:
+        if not self.edits_mask:
             target = doc.active
             if target is None:
                 canvas.message.emit("There is no layer to paint on.")
@@ -75,13 +74,14 @@ class EraserTool(PaintTool):
 
 
 class MaskBrushTool(PaintTool):
-    """Marks what a generation repaints, on the inpaint mask."""
+    """Marks what a generation repaints, on the inpaint mask; it looks like an eraser because, to the
+    user, it erases what the generation is to replace."""
 
     name = "mask_brush"
     label = "Mask brush"
-    icon = "mdi6.selection-ellipse-arrow-inside"
+    icon = "mdi6.eraser-variant"
     shortcut = "M"
-    on_mask = True
+    edits_mask = True
 
 
 class MaskEraserTool(PaintTool):
@@ -89,7 +89,7 @@ class MaskEraserTool(PaintTool):
 
     name = "mask_eraser"
     label = "Mask eraser"
-    icon = "mdi6.selection-ellipse-remove"
+    icon = "mdi6.checkerboard-remove"
     shortcut = "Shift+M"
-    on_mask = True
+    edits_mask = True
     erase = True

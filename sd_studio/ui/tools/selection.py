@@ -16,6 +16,7 @@ class RectangleSelectTool(Tool):
     label = "Rectangle selection"
     icon = "mdi6.selection"
     shortcut = "R"
+    edits_mask = True
 
     def __init__(self, options) -> None:
         super().__init__(options)
@@ -45,9 +46,11 @@ class RectangleSelectTool(Tool):
         self._start = self._end = None
         canvas.update()
         if not bounds.is_empty:
-            from sd_studio.ui.mask_ops import fill_mask_rect
+            from sd_studio.document.mask import fill_mask_rect  # numpy loads after the window shows
 
-            canvas.document.execute(fill_mask_rect(canvas.document, bounds))
+            command = fill_mask_rect(canvas.document, bounds)
+            if command is not None:
+                canvas.document.execute(command)
 
     def cancel(self, canvas) -> None:
         self._start = self._end = None
@@ -71,6 +74,7 @@ class LassoSelectTool(Tool):
     label = "Lasso selection"
     icon = "mdi6.lasso"
     shortcut = "L"
+    edits_mask = True
 
     def __init__(self, options) -> None:
         super().__init__(options)
@@ -89,7 +93,7 @@ class LassoSelectTool(Tool):
         self._points = []
         canvas.update()
         if len(points) >= 3:
-            from sd_studio.ui.mask_ops import fill_mask_polygon
+            from sd_studio.document.mask import fill_mask_polygon
 
             command = fill_mask_polygon(canvas.document, points)
             if command is not None:
