@@ -238,6 +238,13 @@ class Backend(ABC):
         images = self.submit(model, job).wait(progress, cancel)
         return [fit_result(image, job.size, self.label) for image in images]
 
+    def default_model(self) -> str:
+        """The model a request that names none runs on (a server's first checkpoint, the configured Bedrock model)."""
+        models = self.capabilities().models
+        if not models:
+            raise BackendError(f"{self.label} offers no model.")
+        return models[0]
+
     def record(self, model) -> dict:
         """Parameters to add to each result's record (how it ran); never a secret."""
         return {}
@@ -248,6 +255,15 @@ class Backend(ABC):
 
     def close(self) -> None:
         """Release connections and threads; the backend may not be used afterwards."""
+
+
+def for_backend(request, backend: Backend):
+    """The request as a backend runs it: diffusion, on the model named or else the backend's default model."""
+    import dataclasses
+
+    if backend.kind == "local":
+        return request
+    return dataclasses.replace(request, engine="diffusion", model=request.model or backend.default_model())
 
 
 def fit_result(image: np.ndarray, size: Extent, label: str) -> np.ndarray:

@@ -65,6 +65,8 @@ def _stability_body(api: str, mode: str, x: Inputs) -> dict:
         body.update(prompt=x.prompt, **image, control_strength=round(float(x.strength), 3), seed=x.seed, **negative)
     elif api == "stability-remove-background":
         body.update(**image)
+    elif api == "stability-outpaint":
+        body.update(**image, seed=x.seed)
     elif api == "stability-upscale":
         body.update(prompt=x.prompt, **image, seed=x.seed, **negative)
     elif api == "stability-fast-upscale":
