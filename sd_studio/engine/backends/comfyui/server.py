@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import socket
 import ssl as ssl_module
 import uuid
 from collections import defaultdict, deque
@@ -467,10 +469,12 @@ def _reason(exc: BaseException) -> str:
     """A connection failure in a few words, without the URL or headers aiohttp puts in its messages."""
     import aiohttp
 
+    dns_error = getattr(aiohttp, "ClientConnectorDNSError", ())  # aiohttp 3.10 and later
+    if isinstance(exc, dns_error) or isinstance(getattr(exc, "os_error", None), socket.gaierror):
+        return "unknown host name"
     if isinstance(exc, aiohttp.ClientConnectorError):
-        os_error = getattr(exc, "os_error", None)
-        text = getattr(os_error, "strerror", None) or "connection failed"
-        return clean_text(text, 80).lower()
+        number = getattr(getattr(exc, "os_error", None), "errno", None)
+        return os.strerror(number).lower() if isinstance(number, int) and number > 0 else "connection failed"
     if isinstance(exc, aiohttp.ServerDisconnectedError):
         return "the server closed the connection"
     return clean_text(type(exc).__name__, 40)
