@@ -10,10 +10,10 @@ import pytest
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).parent / "engine"))
-from fake_comfyui import FakeComfyUI  # noqa: E402
+from fake_comfyui import FakeComfyUI
 
-from sd_studio.cli import main  # noqa: E402
-from sd_studio.document.io.parameters import parse_parameters  # noqa: E402
+from sd_studio.cli import main
+from sd_studio.document.io.parameters import parse_parameters
 
 
 @pytest.fixture
@@ -98,8 +98,8 @@ def test_an_unreachable_server_is_one_line(photo, capsys):
     status = main(["inpaint", str(folder / "photo.png"), "--mask", str(folder / "mask.png"), "-o",
                    str(folder / "o.png"), "--prompt", "x", "--backend", f"comfyui=127.0.0.1:{port}"])
     err = capsys.readouterr().err.strip().splitlines()
-    assert status == 2 and err == [f"sd-studio: error: Cannot reach the ComfyUI server at 127.0.0.1:{port} "
-                                   "(connection refused)."]
+    assert status == 2 and err == [(f"sd-studio: error: Cannot reach the ComfyUI server at 127.0.0.1:{port} "
+                                    "(connection refused).")]
     assert not (folder / "o.png").exists()
 
 

@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import hashlib
 import io
-import json
 import struct
 import sys
 import threading
@@ -447,10 +447,8 @@ class FakeComfyUI:
         """Stop the server and its thread."""
         if self._loop is None:
             return
-        try:
+        with contextlib.suppress(Exception):  # already stopped
             self.call(self.stop())
-        except Exception:  # noqa: BLE001 - already stopped
-            pass
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)
 

@@ -10,15 +10,15 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from fake_comfyui import FakeComfyUI  # noqa: E402
+from fake_comfyui import FakeComfyUI
 
-from sd_studio.engine.backends.base import BackendError  # noqa: E402
-from sd_studio.engine.backends.comfyui.backend import ComfyBackend  # noqa: E402
-from sd_studio.engine.backends.comfyui.server import Timeouts  # noqa: E402
-from sd_studio.engine.backends.settings import ComfyServerSettings  # noqa: E402
-from sd_studio.engine.generate import generate  # noqa: E402
-from sd_studio.engine.request import GenerationRequest  # noqa: E402
-from sd_studio.errors import Cancelled, GenerationError  # noqa: E402
+from sd_studio.engine.backends.base import BackendError
+from sd_studio.engine.backends.comfyui.backend import ComfyBackend
+from sd_studio.engine.backends.comfyui.server import Timeouts
+from sd_studio.engine.backends.settings import ComfyServerSettings
+from sd_studio.engine.generate import generate
+from sd_studio.engine.request import GenerationRequest
+from sd_studio.errors import Cancelled, GenerationError
 
 FAST = Timeouts(connect=5, request=10, poll=0.05, idle=10, dead=0.5, reconnect=0.02)
 

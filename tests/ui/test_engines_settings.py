@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "engine"))
-from fake_comfyui import FakeComfyUI  # noqa: E402
+from fake_comfyui import FakeComfyUI
 
-from sd_studio.engine.backends.settings import BackendKind, BedrockSettings, ComfySettings  # noqa: E402
-from sd_studio.engine.backends.tokens import TokenStore  # noqa: E402
-from sd_studio.ui.engines import EnginesPage, configured_engines, engine_settings  # noqa: E402
+from sd_studio.engine.backends.settings import BackendKind, BedrockSettings, ComfySettings
+from sd_studio.engine.backends.tokens import TokenStore
+from sd_studio.ui.engines import EnginesPage, configured_engines, engine_settings
 
 
 @pytest.fixture

@@ -10,8 +10,8 @@ from __future__ import annotations
 import random
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 
@@ -38,6 +38,9 @@ class Retry:
     def delay(self, attempt: int) -> float:
         """Seconds to wait after the attempt-th failure (0-based): base x 2^attempt, capped, times 0.5-1.0."""
         return min(self.max_delay, self.base_delay * 2**attempt) * (0.5 + 0.5 * self.jitter())
+
+
+DEFAULT_RETRY = Retry()
 
 
 def make_client(service: str, region: str = "", profile: str = "", **options):

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import threading
-from typing import Awaitable, TypeVar
+from collections.abc import Awaitable
+from typing import TypeVar
 
 T = TypeVar("T")
 
@@ -58,10 +60,8 @@ class LoopThread:
         if loop is None:
             return
         if loop.is_running() and thread is not threading.current_thread():
-            try:
+            with contextlib.suppress(Exception):  # stopping goes on whatever the tasks did
                 asyncio.run_coroutine_threadsafe(_cancel_all(), loop).result(5)
-            except Exception:  # noqa: BLE001 - stopping goes on whatever the tasks did
-                pass
         loop.call_soon_threadsafe(loop.stop)
         if thread is not None and thread is not threading.current_thread():
             thread.join(5)

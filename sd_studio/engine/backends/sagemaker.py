@@ -40,7 +40,7 @@ class SageMakerBackend(Backend):
 
     kind = "sagemaker"
 
-    def __init__(self, settings: SageMakerSettings, client=None, retry: aws.Retry = aws.Retry(),
+    def __init__(self, settings: SageMakerSettings, client=None, retry: aws.Retry = aws.DEFAULT_RETRY,
                  **client_options) -> None:
         name = settings.endpoint.strip()
         if not name or len(name) > 63 or not all(c.isalnum() or c == "-" for c in name):

@@ -21,7 +21,7 @@ class BackendKind(str, Enum):
 
     label: str
 
-    def __new__(cls, value: str, label: str) -> "BackendKind":
+    def __new__(cls, value: str, label: str) -> BackendKind:
         member = str.__new__(cls, value)
         member._value_ = value
         member.label = label

@@ -17,7 +17,7 @@ from sd_studio.document.geometry import Extent
 from sd_studio.engine.backends import aws
 from sd_studio.engine.backends.base import Backend, BackendError, BackendJob, Capabilities, Cost, EventJob, RemoteModel
 from sd_studio.engine.backends.bedrock.bodies import Inputs, parse_response, request_body
-from sd_studio.engine.backends.bedrock.catalog import BedrockModel, find_model
+from sd_studio.engine.backends.bedrock.catalog import find_model
 from sd_studio.engine.backends.settings import BedrockSettings
 from sd_studio.engine.request import Progress
 
@@ -44,7 +44,7 @@ class BedrockBackend(Backend):
 
     kind = "bedrock"
 
-    def __init__(self, settings: BedrockSettings, client=None, retry: aws.Retry = aws.Retry(),
+    def __init__(self, settings: BedrockSettings, client=None, retry: aws.Retry = aws.DEFAULT_RETRY,
                  **client_options) -> None:
         self.settings = settings
         self.model = find_model(settings.model_id)

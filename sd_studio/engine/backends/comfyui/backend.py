@@ -11,18 +11,26 @@ receives progress, so nothing needs Qt.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl as ssl_module
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
 from sd_studio.engine.backends.base import Backend, BackendError, BackendJob, Capabilities, EventJob, RemoteModel
 from sd_studio.engine.backends.comfyui.protocol import ServerAddress
-from sd_studio.engine.backends.images import encode_png
-from sd_studio.engine.backends.comfyui.server import ComfyServer, JobLost, ServerReport, ServerUnreachable, Timeouts
+from sd_studio.engine.backends.comfyui.server import (
+    DEFAULT_TIMEOUTS,
+    ComfyServer,
+    JobLost,
+    ServerReport,
+    ServerUnreachable,
+    Timeouts,
+)
 from sd_studio.engine.backends.comfyui.workflow import ServerInfo, build_graph, native_resolution
+from sd_studio.engine.backends.images import encode_png
 from sd_studio.engine.backends.loop import LoopThread
 from sd_studio.engine.backends.settings import ComfyServerSettings
 from sd_studio.engine.request import Progress
@@ -43,7 +51,7 @@ class ComfyBackend(Backend):
 
     kind = "comfyui"
 
-    def __init__(self, servers: Sequence[ComfyServerSettings | str], timeouts: Timeouts = Timeouts(),
+    def __init__(self, servers: Sequence[ComfyServerSettings | str], timeouts: Timeouts = DEFAULT_TIMEOUTS,
                  attempts: int = 3) -> None:
         if not servers:
             raise BackendError("Give at least one ComfyUI server address.")
@@ -274,10 +282,8 @@ class ComfyBackend(Backend):
         async def close_all():
             await asyncio.gather(*(s.close() for s in self._servers), return_exceptions=True)
 
-        try:
+        with contextlib.suppress(Exception):  # closing must not fail the caller
             self._loop.call(close_all(), timeout=5)
-        except Exception:  # noqa: BLE001 - closing must not fail the caller
-            pass
         self._loop.stop()
 
 

@@ -36,7 +36,7 @@ class ServerAddress:
     """"https://gpu-box:8188" with no trailing slash, no user name, no password, no query."""
 
     @classmethod
-    def parse(cls, text: str) -> "ServerAddress":
+    def parse(cls, text: str) -> ServerAddress:
         """An address from what the user typed ("gpu-box:8188", "https://host/comfy/"); BackendError if it is not one.
 
         A user name or password in the URL is refused: they would travel in logs; the token goes in its own box.

@@ -15,8 +15,8 @@ import socket
 import ssl as ssl_module
 import uuid
 from collections import defaultdict, deque
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
@@ -62,6 +62,9 @@ class Timeouts:
     """The first wait before reconnecting a dropped socket; it doubles up to 4 s."""
 
 
+DEFAULT_TIMEOUTS = Timeouts()
+
+
 class ServerUnreachable(BackendError):
     """The server did not answer (refused, timed out, dropped); the job may succeed elsewhere or later."""
 
@@ -93,7 +96,7 @@ class ServerReport:
 class ComfyServer:
     """A client of one ComfyUI server; every method runs on the backend's event loop."""
 
-    def __init__(self, address: ServerAddress, token: str = "", timeouts: Timeouts = Timeouts(),
+    def __init__(self, address: ServerAddress, token: str = "", timeouts: Timeouts = DEFAULT_TIMEOUTS,
                  ssl: ssl_module.SSLContext | None = None) -> None:
         self.address = address
         self.timeouts = timeouts
@@ -219,7 +222,7 @@ class ComfyServer:
                             break
             except asyncio.CancelledError:
                 raise
-            except Exception:  # noqa: BLE001 - any failure of the socket means: poll over HTTP, reconnect later
+            except Exception:  # noqa: BLE001, S110 - any failure of the socket means: poll over HTTP, reconnect later
                 pass
             if self.socket_open:
                 self.socket_open = False

@@ -57,7 +57,7 @@ class ServerInfo:
     """True when its InpaintModelConditioning has the noise_mask input (newer servers)."""
 
     @classmethod
-    def parse(cls, info: object, label: str) -> "ServerInfo":
+    def parse(cls, info: object, label: str) -> ServerInfo:
         """ServerInfo from a GET /object_info answer; BackendError if it is not one."""
         if not isinstance(info, dict) or "KSampler" not in info and "CheckpointLoaderSimple" not in info:
             raise BackendError(f"The server at {label} does not answer like ComfyUI (no KSampler in /object_info).")
@@ -153,7 +153,8 @@ def build_graph(job: BackendJob, seed: int, info: ServerInfo, checkpoint: str, l
             # LoadImageMask reads the red channel as the mask: our mask's white (255) repaints
             graph["7"] = _node("LoadImageMask", image=mask, channel="red")
             if "InpaintModelConditioning" in info.nodes:
-                inputs = dict(positive=positive, negative=negative, vae=["1", 2], pixels=["5", 0], mask=["7", 0])
+                inputs = {"positive": positive, "negative": negative, "vae": ["1", 2], "pixels": ["5", 0],
+                          "mask": ["7", 0]}
                 if info.inpaint_noise_mask:
                     inputs["noise_mask"] = True
                 graph["8"] = _node("InpaintModelConditioning", **inputs)
