@@ -1,8 +1,9 @@
 """ComfyUI servers as a Backend: one server, or several used as one pool.
 
 Every variant (seed) of a job is its own prompt, so a seed reproduces its image and variants spread over
-the pool: each goes to the server with the shortest queue (GET /queue, counting everyone's jobs and ours
-on the way). A variant whose server stops answering, or forgets the prompt, is sent again to another
+the pool: each goes to the server with the shortest queue (GET /queue, everyone's jobs). Variants are
+queued one at a time, in the order their jobs were submitted, so jobs finish in that order on a server
+and each choice sees the queues the previous ones made. A variant whose server stops answering, or forgets the prompt, is sent again to another
 server (or the same one when it is alone), up to `attempts` times; a refusal (a missing node or model, a
 bad token) is not retried. All network work runs on a private event loop; the waiting engine thread only
 receives progress, so nothing needs Qt.
@@ -65,6 +66,7 @@ class ComfyBackend(Backend):
         self._loop = LoopThread("sd-studio ComfyUI")
         self._capabilities: Capabilities | None = None
         self._turn = 0
+        self._posting: asyncio.Lock | None = None
 
     @property
     def label(self) -> str:
@@ -154,11 +156,14 @@ class ComfyBackend(Backend):
                 self._loop.loop.call_soon_threadsafe(task.cancel)
 
         events = EventJob(on_cancel)
+        # encoded here, on the caller's thread, so the network loop never stalls on it
+        pngs = (encode_png(job.image) if job.image is not None else None,
+                encode_png(job.mask) if job.mask is not None else None)
 
         async def start():
             task_holder["task"] = asyncio.current_task()
             try:
-                events.finish(await self._run(model, job, events))
+                events.finish(await self._run(model, job, pngs, events))
             except asyncio.CancelledError:
                 events.fail(Cancelled("Generation cancelled; nothing was changed."))
             except BaseException as exc:  # noqa: BLE001 - every failure goes back to the waiting thread
@@ -167,13 +172,14 @@ class ComfyBackend(Backend):
         self._loop.spawn(start())
         return events
 
-    async def _run(self, model: RemoteModel, job: BackendJob, events: EventJob) -> list[np.ndarray]:
+    async def _run(self, model: RemoteModel, job: BackendJob, pngs, events: EventJob) -> list[np.ndarray]:
+        if self._posting is None:
+            self._posting = asyncio.Lock()
         count = len(job.seeds)
         done = [0] * count
         totals = [job.steps] * count
         uploads: dict[ComfyServer, asyncio.Task] = {}
-        image_png = encode_png(job.image) if job.image is not None else None
-        mask_png = encode_png(job.mask) if job.mask is not None else None
+        image_png, mask_png = pngs
         name = uuid.uuid4().hex
 
         def report(index: int, progress: Progress) -> None:
@@ -200,32 +206,35 @@ class ComfyBackend(Backend):
             tried: list[ComfyServer] = []
             last_error: BackendError | None = None
             for attempt in range(self._attempts):
+                # one variant at a time from choosing a server to queuing on it: jobs queue in the order they
+                # were submitted, and each choice sees the queues the previous ones made
+                async with self._posting:
+                    try:
+                        server = await self._pick(model.name, avoid=tried)
+                    except BackendError as exc:
+                        last_error = last_error or exc
+                        break
+                    try:
+                        files = await uploaded(server)
+                        graph = build_graph(job, seed, await server.info(), model.name, server.label,
+                                            image=files.image, mask=files.mask)
+                        prompt_id = await server.queue(graph)
+                    except (ServerUnreachable, JobLost) as exc:
+                        last_error = exc
+                        tried.append(server)
+                        server.down_until = asyncio.get_running_loop().time() + self._timeouts.dead
+                        continue
+                if attempt:
+                    events.report(Progress("retrying", sum(done), max(1, sum(totals)),
+                                           message=f"sent variant {index + 1} again, to {server.label}"))
                 try:
-                    server = await self._pick(model.name, avoid=tried)
-                except BackendError as exc:
-                    last_error = last_error or exc
-                    break
-                server.reserved += 1
-                reserved = True
-                try:
-                    files = await uploaded(server)
-                    graph = build_graph(job, seed, await server.info(), model.name, server.label,
-                                        image=files.image, mask=files.mask)
-                    server.reserved -= 1
-                    reserved = False
-                    if attempt:
-                        events.report(Progress("retrying", sum(done), max(1, sum(totals)),
-                                               message=f"sending variant {index + 1} again, to {server.label}"))
-                    images = await server.generate(graph, lambda p: report(index, p))
+                    images = await server.finish(prompt_id, lambda p: report(index, p))
                     return images[0]
                 except (ServerUnreachable, JobLost) as exc:
                     last_error = exc
                     tried.append(server)
                     if isinstance(exc, ServerUnreachable):
                         server.down_until = asyncio.get_running_loop().time() + self._timeouts.dead
-                finally:
-                    if reserved:
-                        server.reserved -= 1
             if len(self._servers) > 1:
                 raise BackendError(f"No server of {self.label} could finish the job ({last_error}).",
                                    retryable=True)
@@ -253,6 +262,8 @@ class ComfyBackend(Backend):
         if not candidates and len(self._servers) == 1 and avoid:
             candidates = list(self._servers)  # alone: wait for it (its own dead timeout decides)
         infos = await asyncio.gather(*(s.info() for s in candidates), return_exceptions=True)
+        if len(candidates) == 1 and isinstance(infos[0], ServerInfo) and checkpoint in infos[0].checkpoints:
+            return candidates[0]  # nothing to compare: no need to ask for its queue
         errors = [info for info in infos if isinstance(info, BaseException)]
         for server, info in zip(candidates, infos):
             if isinstance(info, ServerUnreachable):

@@ -110,8 +110,6 @@ class ComfyServer:
         self._executing: str | None = None
         self._info: ServerInfo | None = None
         self.socket_open = False
-        self.reserved = 0
-        """Jobs chosen for this server whose prompt is not queued there yet (the pool counts them as queued)."""
         self.down_until = 0.0
         """Loop time until which the pool leaves this server alone after it stopped answering."""
 
@@ -287,9 +285,9 @@ class ComfyServer:
         return self._info
 
     async def queue_length(self) -> int:
-        """Prompts running and waiting on the server (GET /queue), everyone's, plus ours not yet sent."""
+        """Prompts running and waiting on the server (GET /queue), everyone's."""
         running, pending = queued_prompt_ids(await self._request("GET", "/queue"))
-        return len(running) + len(pending) + self.reserved
+        return len(running) + len(pending)
 
     async def report(self) -> ServerReport:
         """Everything the Test button shows: device, version, checkpoints, samplers; whether the socket opens."""
@@ -332,6 +330,10 @@ class ComfyServer:
 
     async def generate(self, graph: dict, on_progress: Callable[[Progress], None]) -> list[np.ndarray]:
         """Queue `graph`, follow it to its end and return its output images; cancelling the task cancels the prompt."""
+        return await self.finish(await self.queue(graph), on_progress)
+
+    async def queue(self, graph: dict) -> str:
+        """POST /prompt with our client id: the prompt's id, its messages from now on kept for finish()."""
         await self._client()
         wanted = uuid.uuid4().hex
         self._watch(wanted)
@@ -348,6 +350,10 @@ class ComfyServer:
         if prompt_id != wanted:  # servers before 0.3.45 choose the id themselves
             self._watchers[prompt_id] = self._watchers.pop(wanted)
             self._watch(prompt_id)
+        return prompt_id
+
+    async def finish(self, prompt_id: str, on_progress: Callable[[Progress], None]) -> list[np.ndarray]:
+        """Follow a queued prompt to its end and return its output images; cancelling the task cancels the prompt."""
         finally_cancel = True
         try:
             await self._follow(prompt_id, on_progress)
