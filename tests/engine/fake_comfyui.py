@@ -55,13 +55,15 @@ class FakeComfyUI:
 
     def __init__(self, *, token: str | None = None, checkpoints=("sd15.safetensors", "sdxl_base_1.0.safetensors"),
                  missing_nodes=(), gpu_time: float = 0.0, device: str = "cuda:0 NVIDIA GeForce RTX 4090 : cudaMallocAsync",
-                 noise_mask_input: bool = True) -> None:
+                 noise_mask_input: bool = True, fixed_result: bool = False) -> None:
         self.token = token
         self.checkpoints = list(checkpoints)
         self.missing_nodes = set(missing_nodes)
         self.gpu_time = gpu_time
         self.device = device
         self.noise_mask_input = noise_mask_input
+        self.fixed_result = fixed_result
+        self._fixed: dict[tuple[int, int], bytes] = {}
         # faults
         self.fail_at_step: int | None = None
         self.drop_sockets_at_step: int | None = None
@@ -390,6 +392,17 @@ class FakeComfyUI:
         """The result: the loaded image inverted XOR a seed-derived value, or a prompt-derived pattern."""
         nodes = {node["class_type"]: node["inputs"] for node in prompt.values()}
         seed = int(nodes.get("KSampler", {}).get("seed", 0))
+        if self.fixed_result:  # the benchmarks' server: one grey picture per size, made once
+            if "LoadImage" in nodes:
+                with Image.open(io.BytesIO(self.uploads[nodes["LoadImage"]["image"]])) as source:
+                    size = source.size  # read from the header; the pixels are never decoded
+            else:
+                size = (int(nodes["EmptyLatentImage"]["width"]), int(nodes["EmptyLatentImage"]["height"]))
+            if size not in self._fixed:
+                buffer = io.BytesIO()
+                Image.new("RGB", size, (128, 128, 128)).save(buffer, format="PNG")
+                self._fixed[size] = buffer.getvalue()
+            return self._fixed[size]
         if "LoadImage" in nodes:
             with Image.open(io.BytesIO(self.uploads[nodes["LoadImage"]["image"]])) as source:
                 pixels = np.asarray(source.convert("RGB"))
@@ -458,8 +471,9 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--gpu-time", type=float, default=0.0, help="seconds each job takes")
+    parser.add_argument("--fixed", action="store_true", help="answer every job with one grey picture of its size")
     args = parser.parse_args(argv)
-    server = FakeComfyUI(gpu_time=args.gpu_time)
+    server = FakeComfyUI(gpu_time=args.gpu_time, fixed_result=args.fixed)
 
     async def run():
         port = await server.start(args.port)

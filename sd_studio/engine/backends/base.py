@@ -154,12 +154,15 @@ class EventJob(Job):
     """A job that runs elsewhere (an event loop, a worker thread) and reports through a thread-safe queue.
 
     The worker calls `report(progress)`, then `finish(images)` or `fail(exc)`; `on_cancel` is called once,
-    from the waiting thread, when the caller cancels. wait() delivers progress on the waiting thread.
+    from the waiting thread, when the caller cancels. wait() delivers progress on the waiting thread, and
+    passes what finish() gave through `convert` there (decoding results off the worker's thread).
     """
 
-    def __init__(self, on_cancel: Callable[[], None] | None = None) -> None:
+    def __init__(self, on_cancel: Callable[[], None] | None = None,
+                 convert: Callable[[list], list[np.ndarray]] | None = None) -> None:
         self._events: queue.Queue = queue.Queue()
         self._on_cancel = on_cancel
+        self._convert = convert
         self._cancel_requested = threading.Event()
         self._cancel_sent = False
 
@@ -201,7 +204,7 @@ class EventJob(Job):
                 if progress is not None:
                     progress(value)
             elif kind == "done":
-                return value
+                return self._convert(value) if self._convert is not None else value
             else:
                 raise value
 

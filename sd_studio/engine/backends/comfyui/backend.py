@@ -1,9 +1,10 @@
 """ComfyUI servers as a Backend: one server, or several used as one pool.
 
 Every variant (seed) of a job is its own prompt, so a seed reproduces its image and variants spread over
-the pool: each goes to the server with the shortest queue (GET /queue, everyone's jobs). Variants are
-queued one at a time, in the order their jobs were submitted, so jobs finish in that order on a server
-and each choice sees the queues the previous ones made. A variant whose server stops answering, or forgets the prompt, is sent again to another
+the pool: each goes to the server with the shortest queue (GET /queue, everyone's jobs, plus ours on
+the way there). Servers are chosen in the order jobs were submitted and each server queues its prompts
+in the order it was chosen for them, so jobs finish in submission order on a server; uploads of
+different jobs run side by side. A variant whose server stops answering, or forgets the prompt, is sent again to another
 server (or the same one when it is alone), up to `attempts` times; a refusal (a missing node or model, a
 bad token) is not retried. All network work runs on a private event loop; the waiting engine thread only
 receives progress, so nothing needs Qt.
@@ -18,8 +19,6 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import numpy as np
-
 from sd_studio.engine.backends.base import Backend, BackendError, BackendJob, Capabilities, EventJob, RemoteModel
 from sd_studio.engine.backends.comfyui.protocol import ServerAddress
 from sd_studio.engine.backends.comfyui.server import (
@@ -29,6 +28,7 @@ from sd_studio.engine.backends.comfyui.server import (
     ServerReport,
     ServerUnreachable,
     Timeouts,
+    decode_result,
 )
 from sd_studio.engine.backends.comfyui.workflow import ServerInfo, build_graph, native_resolution
 from sd_studio.engine.backends.images import encode_png
@@ -155,7 +155,8 @@ class ComfyBackend(Backend):
             if task is not None:
                 self._loop.loop.call_soon_threadsafe(task.cancel)
 
-        events = EventJob(on_cancel)
+        # results are decoded on the waiting thread: a large PNG would hold up every server's messages here
+        events = EventJob(on_cancel, convert=lambda encoded: [decode_result(data) for data in encoded])
         # encoded here, on the caller's thread, so the network loop never stalls on it
         pngs = (encode_png(job.image) if job.image is not None else None,
                 encode_png(job.mask) if job.mask is not None else None)
@@ -172,7 +173,7 @@ class ComfyBackend(Backend):
         self._loop.spawn(start())
         return events
 
-    async def _run(self, model: RemoteModel, job: BackendJob, pngs, events: EventJob) -> list[np.ndarray]:
+    async def _run(self, model: RemoteModel, job: BackendJob, pngs, events: EventJob) -> list[bytes]:
         if self._posting is None:
             self._posting = asyncio.Lock()
         count = len(job.seeds)
@@ -202,28 +203,33 @@ class ComfyBackend(Backend):
                 uploads.pop(server, None)
                 raise
 
-        async def variant(index: int, seed: int) -> np.ndarray:
+        async def variant(index: int, seed: int) -> bytes:
             tried: list[ComfyServer] = []
             last_error: BackendError | None = None
             for attempt in range(self._attempts):
-                # one variant at a time from choosing a server to queuing on it: jobs queue in the order they
-                # were submitted, and each choice sees the queues the previous ones made
+                # servers are chosen one variant at a time, in the order jobs were submitted, and each choice
+                # counts the prompts already heading for a server; uploads then run side by side, and each
+                # server takes its prompts in the order it was chosen for them (its tickets)
                 async with self._posting:
                     try:
                         server = await self._pick(model.name, avoid=tried)
                     except BackendError as exc:
                         last_error = last_error or exc
                         break
-                    try:
-                        files = await uploaded(server)
-                        graph = build_graph(job, seed, await server.info(), model.name, server.label,
-                                            image=files.image, mask=files.mask)
-                        prompt_id = await server.queue(graph)
-                    except (ServerUnreachable, JobLost) as exc:
-                        last_error = exc
-                        tried.append(server)
-                        server.down_until = asyncio.get_running_loop().time() + self._timeouts.dead
-                        continue
+                    ticket = server.take_ticket()
+                try:
+                    files = await uploaded(server)
+                    graph = build_graph(job, seed, await server.info(), model.name, server.label,
+                                        image=files.image, mask=files.mask)
+                    await server.wait_turn(ticket)
+                    prompt_id = await server.queue(graph)
+                except (ServerUnreachable, JobLost) as exc:
+                    last_error = exc
+                    tried.append(server)
+                    server.down_until = asyncio.get_running_loop().time() + self._timeouts.dead
+                    continue
+                finally:
+                    await server.end_ticket(ticket)
                 if attempt:
                     events.report(Progress("retrying", sum(done), max(1, sum(totals)),
                                            message=f"sent variant {index + 1} again, to {server.label}"))
@@ -279,7 +285,7 @@ class ComfyBackend(Backend):
                     server.down_until = now + self._timeouts.dead
             else:
                 # equal queues: take turns, so variants spread even over idle servers
-                ranked.append((length, (order - self._turn) % len(candidates), server))
+                ranked.append((length + server.assigned, (order - self._turn) % len(candidates), server))
         if not ranked:
             if errors:
                 raise _first_error(errors, self.label)

@@ -110,6 +110,12 @@ class ComfyServer:
         self._executing: str | None = None
         self._info: ServerInfo | None = None
         self.socket_open = False
+        self.assigned = 0
+        """Prompts the pool chose this server for that are not queued there yet."""
+        self._tickets = 0
+        self._turn = 0
+        self._ended: set[int] = set()
+        self._turn_changed: asyncio.Condition | None = None
         self.down_until = 0.0
         """Loop time until which the pool leaves this server alone after it stopped answering."""
 
@@ -269,6 +275,34 @@ class ComfyServer:
             watcher.put_nowait(event)
         return watcher
 
+    # --- queuing in the order jobs were chosen for this server ------------------------------------------------
+
+    def take_ticket(self) -> int:
+        """A place in line for queuing a prompt here: prompts are queued in ticket order (see wait_turn)."""
+        ticket = self._tickets
+        self._tickets += 1
+        self.assigned += 1
+        return ticket
+
+    async def wait_turn(self, ticket: int) -> None:
+        """Return when every earlier ticket has queued its prompt or given up."""
+        if self._turn_changed is None:
+            self._turn_changed = asyncio.Condition()
+        async with self._turn_changed:
+            await self._turn_changed.wait_for(lambda: self._turn >= ticket)
+
+    async def end_ticket(self, ticket: int) -> None:
+        """The ticket's prompt is queued, or never will be: the next ticket's turn may come."""
+        self.assigned -= 1
+        self._ended.add(ticket)
+        while self._turn in self._ended:
+            self._ended.remove(self._turn)
+            self._turn += 1
+        if self._turn_changed is None:
+            self._turn_changed = asyncio.Condition()
+        async with self._turn_changed:
+            self._turn_changed.notify_all()
+
     # --- routes -----------------------------------------------------------------------------------------------
 
     async def system_stats(self) -> dict:
@@ -328,8 +362,9 @@ class ComfyServer:
 
     # --- one prompt, start to finish ------------------------------------------------------------------------
 
-    async def generate(self, graph: dict, on_progress: Callable[[Progress], None]) -> list[np.ndarray]:
-        """Queue `graph`, follow it to its end and return its output images; cancelling the task cancels the prompt."""
+    async def generate(self, graph: dict, on_progress: Callable[[Progress], None]) -> list[bytes]:
+        """Queue `graph`, follow it to its end and return its output images (encoded); cancelling the task cancels
+        the prompt."""
         return await self.finish(await self.queue(graph), on_progress)
 
     async def queue(self, graph: dict) -> str:
@@ -352,8 +387,9 @@ class ComfyServer:
             self._watch(prompt_id)
         return prompt_id
 
-    async def finish(self, prompt_id: str, on_progress: Callable[[Progress], None]) -> list[np.ndarray]:
-        """Follow a queued prompt to its end and return its output images; cancelling the task cancels the prompt."""
+    async def finish(self, prompt_id: str, on_progress: Callable[[Progress], None]) -> list[bytes]:
+        """Follow a queued prompt to its end and return its output images as the server encoded them (decode them
+        with decode_result, off the loop); cancelling the task cancels the prompt."""
         finally_cancel = True
         try:
             await self._follow(prompt_id, on_progress)
@@ -434,8 +470,8 @@ class ComfyServer:
             return "done"
         return "lost"
 
-    async def _results(self, prompt_id: str) -> list[np.ndarray]:
-        """The output images of a finished prompt, from /history and /view."""
+    async def _results(self, prompt_id: str) -> list[bytes]:
+        """The output images of a finished prompt, from /history and /view, as the server encoded them."""
         outcome = None
         for _ in range(20):  # a socket message can beat the history write by a moment on some servers
             outcome = read_history(await self._request("GET", f"/history/{prompt_id}"), prompt_id, OUTPUT_NODE)
@@ -450,9 +486,8 @@ class ComfyServer:
             raise BackendError(f"The ComfyUI server at {self.label} finished the job without an image.")
         images = []
         for filename, subfolder, folder in outcome.images:
-            data = await self._request("GET", "/view", params={"filename": filename, "subfolder": subfolder,
-                                                                "type": folder}, read="bytes")
-            images.append(decode_image(data, MAX_RESULT_SIDE))
+            images.append(await self._request("GET", "/view", params={"filename": filename, "subfolder": subfolder,
+                                                                       "type": folder}, read="bytes"))
         return images
 
 
@@ -472,6 +507,11 @@ async def _next(watcher: asyncio.Queue, timeout: float):
         return getter.result()
     getter.cancel()
     return "poll", None
+
+
+def decode_result(data: bytes) -> np.ndarray:
+    """A result image as (h, w, 3) uint8, refused before decoding when larger than MAX_RESULT_SIDE a side."""
+    return decode_image(data, MAX_RESULT_SIDE)
 
 
 def _reason(exc: BaseException) -> str:
