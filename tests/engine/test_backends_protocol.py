@@ -174,3 +174,18 @@ def test_the_token_folder_is_private(tmp_path):
     assert TokenStore(use_keyring=False).get("http://a:1") == "secret"
     store.set("http://a:1", "")
     assert store.get("http://a:1") == ""
+
+
+def test_open_backends_are_reused_until_their_settings_change():
+    from sd_studio.engine.backends.open import OpenBackends
+    from sd_studio.engine.backends.settings import ComfyServerSettings
+
+    backends = OpenBackends()
+    try:
+        first = backends.get(ComfySettings((ComfyServerSettings("http://127.0.0.1:9"),)))
+        assert backends.get(ComfySettings((ComfyServerSettings("http://127.0.0.1:9"),))) is first
+        other = backends.get(ComfySettings((ComfyServerSettings("http://127.0.0.1:10"),)))
+        assert other is not first and first._loop._loop is None  # the old pool was closed
+        assert backends.get(None).kind == "local"
+    finally:
+        backends.close()
