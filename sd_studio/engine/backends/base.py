@@ -165,10 +165,12 @@ class EventJob(Job):
         self._convert = convert
         self._cancel_requested = threading.Event()
         self._cancel_sent = False
+        self._unheard = False
 
     def report(self, progress: Progress) -> None:
-        """Queue a progress report (any thread)."""
-        self._events.put(("progress", progress))
+        """Queue a progress report (any thread); dropped when the waiter asked for none (no needless wake-ups)."""
+        if not self._unheard:
+            self._events.put(("progress", progress))
 
     def finish(self, images: list[np.ndarray]) -> None:
         """End the job with its images (any thread)."""
@@ -189,6 +191,7 @@ class EventJob(Job):
 
     def wait(self, progress=None, cancel=None):
         """Deliver progress until the job finishes, fails or is cancelled."""
+        self._unheard = progress is None
         while True:
             if not self._cancel_sent and (self._cancel_requested.is_set() or (cancel is not None and cancel())):
                 self._cancel_sent = True
