@@ -428,3 +428,26 @@ def test_https_with_a_private_ca(tmp_path, backends):
         assert result.images and len(fake.finished) == 1  # the progress socket ran over wss:// too
     finally:
         fake.shutdown()
+
+
+def test_a_token_never_reaches_the_incident_log_or_the_record(backends):
+    from sd_studio.incidents import log_exception, log_path, set_context
+
+    fake = FakeComfyUI(token="tok-9f8e7d6c")
+    url = fake.serve()
+    try:
+        backend = backends(ComfyServerSettings(url, token="tok-9f8e7d6c"))
+        set_context(device=backend.label, model="sd15")
+        image, mask = _photo()
+        result = generate(_inpaint(image, mask), backend=backend)
+        fake.fail_at_step = 1
+        with pytest.raises(BackendError) as caught:
+            generate(_inpaint(image, mask), backend=backend)
+        log_exception(caught.value, action="Generate")
+        logged = log_path().read_text(encoding="utf-8")
+        assert "KSampler: CUDA out of memory" in logged  # the failure is there...
+        assert "tok-9f8e7d6c" not in logged and "tok-9f8e7d6c" not in result.parameters_text(0)  # ...the token not
+        assert "tok-9f8e7d6c" not in repr(ComfyServerSettings(url, token="tok-9f8e7d6c"))
+    finally:
+        set_context(device=None, model=None)
+        fake.shutdown()
