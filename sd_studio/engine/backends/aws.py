@@ -66,6 +66,22 @@ def make_client(service: str, region: str = "", profile: str = "", **options):
         raise BackendError(f"Cannot set up the AWS {service} client ({clean_text(type(exc).__name__, 40)}).") from None
 
 
+class LazyClient:
+    """A boto3 client made on first use (so a missing region is reported when a job starts), or the one given."""
+
+    def __init__(self, service: str, region: str = "", profile: str = "", client=None, **options) -> None:
+        self._service, self._region, self._profile, self._options = service, region, profile, options
+        self._client = client
+        self._lock = threading.Lock()
+
+    def get(self):
+        """The client."""
+        with self._lock:
+            if self._client is None:
+                self._client = make_client(self._service, self._region, self._profile, **self._options)
+            return self._client
+
+
 def region_of(client) -> str:
     """The region a client calls."""
     return getattr(getattr(client, "meta", None), "region_name", "") or ""

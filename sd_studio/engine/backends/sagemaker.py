@@ -11,7 +11,6 @@ of pixel values, which are read too. An endpoint is billed by the hour it runs, 
 from __future__ import annotations
 
 import json
-import threading
 
 import numpy as np
 
@@ -48,19 +47,14 @@ class SageMakerBackend(Backend):
                                "(letters, digits and hyphens, at most 63).")
         self.settings = settings
         self.endpoint = name
-        self._client = client
-        self._client_options = client_options
+        self._client = aws.LazyClient("sagemaker-runtime", settings.region, settings.profile, client,
+                                      **client_options)
         self._retry = retry
-        self._lock = threading.Lock()
 
     @property
     def client(self):
         """The sagemaker-runtime client (made on first use)."""
-        with self._lock:
-            if self._client is None:
-                self._client = aws.make_client("sagemaker-runtime", self.settings.region, self.settings.profile,
-                                               **self._client_options)
-            return self._client
+        return self._client.get()
 
     @property
     def label(self) -> str:

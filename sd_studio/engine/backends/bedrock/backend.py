@@ -9,7 +9,6 @@ errors are retried with backoff (engine/backends/aws.py). The cost is reported b
 from __future__ import annotations
 
 import json
-import threading
 
 import numpy as np
 
@@ -48,19 +47,13 @@ class BedrockBackend(Backend):
                  **client_options) -> None:
         self.settings = settings
         self.model = find_model(settings.model_id)
-        self._client = client
-        self._client_options = client_options
+        self._client = aws.LazyClient("bedrock-runtime", settings.region, settings.profile, client, **client_options)
         self._retry = retry
-        self._lock = threading.Lock()
 
     @property
     def client(self):
         """The bedrock-runtime client (made on first use from the standard chain, region and profile)."""
-        with self._lock:
-            if self._client is None:
-                self._client = aws.make_client("bedrock-runtime", self.settings.region, self.settings.profile,
-                                               **self._client_options)
-            return self._client
+        return self._client.get()
 
     @property
     def region(self) -> str:
