@@ -90,14 +90,11 @@ def prepare_request(request, backend, quiet: bool):
 
 def run_test(args: argparse.Namespace) -> int:
     """Handler of `backends test`: one block per server; exit 2 when any of them fails."""
-    import os
-
     from sd_studio.engine.backends.base import BackendError
     from sd_studio.engine.backends.comfyui.backend import ComfyBackend
-    from sd_studio.engine.backends.settings import COMFYUI_TOKEN_ENV, ComfyServerSettings
+    from sd_studio.engine.backends.settings import parse_backend
 
-    token = os.environ.get(COMFYUI_TOKEN_ENV, "")
-    backend = ComfyBackend([ComfyServerSettings(url, token) for url in args.urls])
+    backend = ComfyBackend(parse_backend("comfyui=" + ",".join(args.urls)).servers)
     try:
         reports = backend.test()
     finally:

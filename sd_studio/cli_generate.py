@@ -89,7 +89,7 @@ def run_generation(args: argparse.Namespace) -> int:
     backend = cli_backends.open_from_args(args)  # None: this computer
     if backend is not None:
         request = cli_backends.prepare_request(request, backend, args.quiet)
-    if not args.quiet and request.model and request.engine != "classical":  # a fill reads no prompt
+    if not args.quiet and request.model and request.engine != "classical" and backend is None:  # a fill reads none
         _note_long_prompts(request)
     bar = None if args.quiet else ProgressBar(sys.stderr)
     with _cancel_on_interrupt() as cancelled, _cpu_settings(args):

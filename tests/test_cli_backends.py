@@ -160,3 +160,17 @@ def test_bedrock_from_the_command_line_shows_the_cost_first(photo, capsys, monke
         assert written.size == (512, 512)
         assert parse_parameters(written.text["parameters"])["Backend"] == "Amazon Bedrock (us-east-1)"
     stub.assert_no_pending_responses()
+
+
+def test_a_token_saved_in_settings_serves_the_command_line_too(photo, capsys):
+    from sd_studio.engine.backends.tokens import TokenStore
+
+    fake = FakeComfyUI(token="saved-token")
+    url = fake.serve()
+    try:
+        TokenStore().set(url, "saved-token")
+        folder, _, _ = photo
+        assert main(["txt2img", "-o", str(folder / "t.png"), "--prompt", "a kite", "--quiet",
+                     "--backend", f"comfyui={url}/"]) == 0, capsys.readouterr().err
+    finally:
+        fake.shutdown()

@@ -83,7 +83,8 @@ def parse_backend(spec: str, *, region: str = "", token: str | None = None) -> E
     """The settings a --backend spec names: "comfyui=URL[,URL...]", "bedrock:MODEL_ID", "sagemaker:ENDPOINT",
     or "local" (None: this computer). BackendError for anything else.
 
-    A ComfyUI token comes from `token`, else the SD_STUDIO_COMFYUI_TOKEN environment variable.
+    A ComfyUI token comes from `token`, else the SD_STUDIO_COMFYUI_TOKEN environment variable, else what
+    Settings > Engines saved for that server (engine/backends/tokens.py).
     """
     text = (spec or "").strip()
     if text in ("", "local"):
@@ -95,12 +96,20 @@ def parse_backend(spec: str, *, region: str = "", token: str | None = None) -> E
         urls = [url.strip() for url in rest.split(",") if url.strip()]
         if not urls:
             raise BackendError("--backend comfyui=URL needs the server's address, such as comfyui=http://127.0.0.1:8188.")
-        return ComfySettings(tuple(ComfyServerSettings(url, token) for url in urls))
+        return ComfySettings(tuple(ComfyServerSettings(url, token or _saved_token(url)) for url in urls))
     if name == "bedrock" and sep == ":" and rest:
         return BedrockSettings(rest, region=region)
     if name == "sagemaker" and sep == ":" and rest:
         return SageMakerSettings(rest, region=region)
     raise BackendError(f"Unknown backend {text!r}; use comfyui=URL, bedrock:MODEL_ID, sagemaker:ENDPOINT or local.")
+
+
+def _saved_token(url: str) -> str:
+    """The token Settings > Engines saved for a server, or ""."""
+    from sd_studio.engine.backends.comfyui.protocol import ServerAddress
+    from sd_studio.engine.backends.tokens import TokenStore
+
+    return TokenStore().get(ServerAddress.parse(url).http)
 
 
 def _split(text: str) -> tuple[str, str, str]:
