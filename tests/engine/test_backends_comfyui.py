@@ -451,3 +451,12 @@ def test_a_token_never_reaches_the_incident_log_or_the_record(backends):
     finally:
         set_context(device=None, model=None)
         fake.shutdown()
+
+
+def test_loras_are_refused_rather_than_silently_dropped(server, backends, tmp_path):
+    lora = tmp_path / "style.safetensors"
+    lora.write_bytes(b"")
+    image, mask = _photo()
+    with pytest.raises(BackendError, match="LoRAs are applied on this computer only"):
+        generate(_inpaint(image, mask, loras=((str(lora), 0.8),)), backend=backends(server.url))
+    assert server.received == []

@@ -241,7 +241,14 @@ class Backend(ABC):
 
     def run(self, model, job: BackendJob, progress: ProgressCallback | None = None,
             cancel: CancelCallback | None = None) -> list[np.ndarray]:
-        """Submit and wait: one (height, width, 3) uint8 image per seed, each exactly the job's size."""
+        """Submit and wait: one (height, width, 3) uint8 image per seed, each exactly the job's size.
+
+        LoRAs are refused by a backend that cannot apply them, rather than left out of the picture and kept in
+        its record.
+        """
+        if job.loras and "loras" not in self.capabilities().controls:
+            raise BackendError(f"LoRAs are applied on this computer only; {self.label} cannot load them. Remove "
+                               "the LoRAs or choose This computer.")
         images = self.submit(model, job).wait(progress, cancel)
         return [fit_result(image, job.size, self.label) for image in images]
 
