@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from sd_studio import cli_backends
 from sd_studio.errors import FileError
 
 if TYPE_CHECKING:
@@ -85,15 +86,20 @@ def run_generation(args: argparse.Namespace) -> int:
         match_color=args.match_color,
         whole_image=args.whole_image,
     )
-    if not args.quiet and request.model and request.engine != "classical":  # a fill reads no prompt
+    backend = cli_backends.open_from_args(args)  # None: this computer
+    if backend is not None:
+        request = cli_backends.prepare_request(request, backend, args.quiet)
+    if not args.quiet and request.model and request.engine != "classical" and backend is None:  # a fill reads none
         _note_long_prompts(request)
     bar = None if args.quiet else ProgressBar(sys.stderr)
     with _cancel_on_interrupt() as cancelled, _cpu_settings(args):
         try:
-            result = generate(request, progress=bar, cancel=cancelled)
+            result = generate(request, progress=bar, cancel=cancelled, backend=backend)
         finally:
             if bar is not None:
                 bar.close()
+            if backend is not None:
+                backend.close()
     import numpy as np  # only when generating: `sd-studio --help` and the editor start without it
 
     base = image if image is not None else np.zeros((request.height, request.width, 4), np.uint8)
@@ -118,7 +124,7 @@ def _note_long_prompts(request) -> None:
 @contextmanager
 def _cpu_settings(args: argparse.Namespace):
     """For a diffusion run: every physical core for torch, and the chosen CPU backend; both restored after."""
-    if not args.model or args.engine == "classical":
+    if not args.model or args.engine == "classical" or args.backend != "local":
         yield
         return
     import torch
@@ -284,6 +290,7 @@ def _common(parser: argparse.ArgumentParser, *, prompt_required: bool) -> None:
     parser.add_argument("--match-color", action="store_true", help="match the result's colour to its surroundings")
     parser.add_argument("--whole-image", action="store_true", help="generate over the whole image, not just the mask's region")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    cli_backends.add_backend_arguments(parser)
     parser.set_defaults(func=run_generation)
 
 

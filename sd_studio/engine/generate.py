@@ -36,8 +36,12 @@ def generate(
     progress: ProgressCallback | None = None,
     cancel: CancelCallback | None = None,
     models=None,
+    backend=None,
 ) -> GenerationResult:
-    """Run a request (classical fill or diffusion) and return its GenerationResult; raises GenerationError/Cancelled."""
+    """Run a request (classical fill or diffusion) and return its GenerationResult; raises GenerationError/Cancelled.
+
+    Diffusion runs on `backend` (engine/backends: a ComfyUI server, Bedrock, SageMaker), or on this computer.
+    """
     classical_sampler = request.scheduler if request.scheduler in CLASSICAL_SAMPLERS else None
     if classical_sampler is not None:
         # The request's validation knows the diffusion samplers only.
@@ -50,7 +54,7 @@ def generate(
         return _run_classical(request, seeds, method, progress, cancel)
     if classical_sampler is not None:
         raise GenerationError(f"The sampler {classical_sampler!r} belongs to the classical engine, not to diffusion.")
-    return _run_diffusion(request, seeds, progress, cancel, models)
+    return _run_diffusion(request, seeds, progress, cancel, _backend(models, backend))
 
 
 def _run_classical(request, seeds: list[int], method: str, progress, cancel):
@@ -74,12 +78,11 @@ def _run_classical(request, seeds: list[int], method: str, progress, cancel):
     return GenerationResult(images=images, region=plan.bounds, seeds=list(seeds), parameters=params)
 
 
-def _run_diffusion(request, seeds: list[int], progress, cancel, models):
-    from sd_studio.engine.diffusion import run_diffusion
+def _run_diffusion(request, seeds: list[int], progress, cancel, backend):
+    from sd_studio.engine.backends.base import BackendJob
 
-    cache = models if models is not None else default_models()
     _report(progress, Progress("loading", 0, 1, message=f"loading {request.model}"))
-    model = cache.get(request.model, device=request.device, precision=request.precision, progress=progress)
+    model = backend.prepare(request.model, device=request.device, precision=request.precision, progress=progress)
     _check_cancel(cancel)
     resolution = request.resolution or model.native_resolution
     mask = _selection(request.mask) if request.mode != "inpaint" else request.mask
@@ -96,8 +99,7 @@ def _run_diffusion(request, seeds: list[int], progress, cancel, models):
             model_image = None
         if request.mode != "inpaint":
             model_mask = None
-    outputs = run_diffusion(
-        model,
+    job = BackendJob(
         request.mode,
         image=model_image,
         mask=model_mask,
@@ -106,31 +108,35 @@ def _run_diffusion(request, seeds: list[int], progress, cancel, models):
         steps=request.steps,
         guidance=request.guidance,
         strength=request.strength,
-        seeds=list(seeds),
+        seeds=tuple(seeds),
         scheduler=request.scheduler,
         width=plan.target.width,
         height=plan.target.height,
         memory_mode=request.memory_mode,
         loras=request.loras,
-        progress=progress,
-        cancel=cancel,
     )
+    outputs = backend.run(model, job, progress=progress, cancel=cancel)
     _check_cancel(cancel)
     images = []
     for i, generated in enumerate(outputs):
         _report(progress, Progress("pasting", i + 1, len(outputs)))
         images.append(paste_back(source, generated, mask, plan, feather=request.feather, match_color=request.match_color))
-    from sd_studio.engine.diffusion import backend_used, precision_used
-
-    setup = {"Precision": precision_used(model)}
-    if model.device == "cpu" and backend_used(model) != "torch":
-        setup["CPU backend"] = backend_used(model)
+    setup = backend.record(model)
     params = [
         _parameters(request, seed, plan, mask, sampler=request.scheduler, model=model.name, model_hash=model.hash,
                     setup=setup)
         for seed in seeds
     ]
     return GenerationResult(images=images, region=plan.bounds, seeds=list(seeds), parameters=params)
+
+
+def _backend(models, backend):
+    """The backend a diffusion job runs on: the one given, else this computer with `models` (or the default cache)."""
+    if backend is not None:
+        return backend
+    from sd_studio.engine.backends.local import LocalBackend
+
+    return LocalBackend(models if models is not None else default_models())
 
 
 def default_models():
