@@ -2,37 +2,26 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
 import pytest
+from mask_testing import disc_photo, save_tiny_sam
 from PIL import Image
 
 from sd_studio.cli import main
 
 
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(f"_mask_{name}", Path(__file__).parent / "engine" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-_grabcut = _load("test_grabcut")
-_tiny = _load("tiny_sam")
-
-
 @pytest.fixture(scope="module")
 def sam_dir(tmp_path_factory):
     """A tiny SAM saved as a transformers folder."""
-    return _tiny.save_tiny_sam(tmp_path_factory.mktemp("sam") / "tiny-sam")
+    return save_tiny_sam(tmp_path_factory.mktemp("sam") / "tiny-sam")
 
 
 @pytest.fixture
 def disc(tmp_path):
     """A 400 x 300 photo of a red disc (centre 210,150, radius 80) on a textured background, and its truth."""
-    image, truth = _grabcut.disc_photo(400, 300, (210, 150), 80)
+    image, truth = disc_photo(400, 300, (210, 150), 80)
     path = tmp_path / "disc.png"
     Image.fromarray(image, "RGB").save(path)
     return path, truth

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from segment_data import disc_photo
 
 from sd_studio.document.geometry import Bounds
 from sd_studio.engine.segment.grabcut import WORK_PIXELS, grabcut_select, grabcut_subject
@@ -11,45 +12,6 @@ from sd_studio.engine.segment.prompt import PromptPoint
 from sd_studio.engine.segment.refine import upscale_mask
 from sd_studio.engine.segment.tidy import tidy_mask
 from sd_studio.errors import Cancelled
-
-
-def textured(width: int, height: int, seed: int = 0) -> np.ndarray:
-    """A leafy background: blotches of greens and browns at several scales plus grain, (h, w, 3) uint8."""
-    import cv2
-
-    rng = np.random.default_rng(seed)
-    # Blotches at a quarter of the size (cheap for a 24-megapixel photo), scaled up, then full-size grain.
-    w4, h4 = max(1, width // 4), max(1, height // 4)
-    out = np.zeros((h4, w4, 3), np.float32)
-    for cell, weight in ((16, 0.5), (4, 0.3), (1, 0.2)):
-        noise = rng.random((h4 // cell + 2, w4 // cell + 2, 3)).astype(np.float32) * weight
-        out += cv2.resize(noise, (w4, h4), interpolation=cv2.INTER_CUBIC)
-    palette = np.array([[70, 110, 40], [120, 90, 50], [40, 80, 60]], np.float32) / 1.6
-    mixed = np.clip(cv2.transform(out, palette.T.copy()), 0, 255).astype(np.uint8)
-    mixed = cv2.resize(mixed, (width, height), interpolation=cv2.INTER_LINEAR)
-    return cv2.add(mixed, _grain(width, height, rng, 10), dtype=cv2.CV_8U)
-
-
-def _grain(width: int, height: int, rng, spread: int) -> np.ndarray:
-    """Zero-mean-ish noise as signed bytes, tiled from one 256 x 256 block (a 24-megapixel photo costs no more)."""
-    block = rng.normal(0, spread, (256, 256, 3)).clip(-127, 127).astype(np.int8)
-    reps = (height // 256 + 1, width // 256 + 1, 1)
-    return np.tile(block, reps)[:height, :width].view(np.int8)
-
-
-def disc_photo(width: int, height: int, centre: tuple[int, int], radius: int, colour=(190, 70, 70), seed: int = 0):
-    """The textured background with a grainy disc drawn on it, and the disc's true mask."""
-    import cv2
-
-    rng = np.random.default_rng(seed + 1)
-    image = textured(width, height, seed)
-    truth = np.zeros((height, width), np.uint8)
-    cv2.circle(truth, centre, radius, 255, -1, lineType=cv2.LINE_8)
-    flat = np.empty((height, width, 3), np.uint8)
-    flat[:] = colour
-    paint = cv2.add(flat, _grain(width, height, rng, 14), dtype=cv2.CV_8U)
-    cv2.copyTo(paint, truth, image)
-    return image, truth > 0
 
 
 def iou(a: np.ndarray, b: np.ndarray) -> float:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from tiny_sam import save_tiny_sam, tiny_sam, to_original_layout
+from segment_data import save_tiny_sam, tiny_sam, to_original_layout
 
 from sd_studio.document.geometry import Bounds, Extent
 from sd_studio.engine.segment.frame import SamFrame

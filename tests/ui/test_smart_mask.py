@@ -2,41 +2,29 @@
 
 from __future__ import annotations
 
-import importlib.util
 import threading
-from pathlib import Path
 
 import numpy as np
 import pytest
+from mask_testing import disc_photo, save_tiny_sam
 from PySide6.QtCore import QPointF, Qt
 from PySide6.QtTest import QTest
 
 from sd_studio.document.document import Document
 from sd_studio.document.geometry import Bounds, Extent
 from sd_studio.engine.segment.frame import SamFrame
-from sd_studio.ui.canvas import Canvas
 from sd_studio.ui.smart_mask_service import SmartMaskService
 from sd_studio.ui.tools import ToolOptions
 from sd_studio.ui.tools.smart_mask import NO_MODEL, SmartMaskTool
 
 from .gestures import drag, widget_point
-
-
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(f"_ui_{name}", Path(__file__).parents[1] / "engine" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-_grabcut = _load("test_grabcut")
-_tiny = _load("tiny_sam")
+from .test_canvas import _canvas
 
 
 @pytest.fixture(scope="module")
 def sam_dir(tmp_path_factory):
     """A tiny SAM saved as a transformers folder."""
-    return _tiny.save_tiny_sam(tmp_path_factory.mktemp("sam") / "tiny-sam")
+    return save_tiny_sam(tmp_path_factory.mktemp("sam") / "tiny-sam")
 
 
 @pytest.fixture
@@ -45,12 +33,7 @@ def make(qtbot):
     made = []
 
     def build(doc: Document, model=None, size=(500, 400)):
-        canvas = Canvas()
-        qtbot.addWidget(canvas)
-        canvas.resize(*size)
-        canvas.set_document(doc)
-        canvas.show()
-        qtbot.waitExposed(canvas)
+        canvas = _canvas(qtbot, doc, size)
         service = SmartMaskService(str(model) if model else None)
         tool = SmartMaskTool(ToolOptions(), service=service, model=str(model) if model else None)
         canvas.set_tool(tool)
@@ -68,7 +51,7 @@ def _document(width: int, height: int, seed: int = 0) -> Document:
 
 
 def _disc_document():
-    image, truth = _grabcut.disc_photo(400, 300, (210, 150), 80)
+    image, truth = disc_photo(400, 300, (210, 150), 80)
     return Document.from_pixels(np.dstack([image, np.full((300, 400), 255, np.uint8)])), truth
 
 

@@ -1,6 +1,7 @@
-"""A tiny random Segment Anything model built from config, saved the ways users have SAM weights.
+"""Test data for smart masks: a tiny random Segment Anything model built from config (saved the ways users
+have SAM weights) and photos of a drawn object on a textured background, with the object's true mask.
 
-The real frame (1024 pixels, 16-pixel patches, a 64 x 64 embedding, 256 x 256 low-resolution masks)
+The model has the real frame (1024 pixels, 16-pixel patches, a 64 x 64 embedding, 256 x 256 low-resolution masks)
 with a few narrow layers, so the tests exercise the user's code path in seconds. The decoder keeps
 SAM's eight attention heads, the one thing a bare .safetensors file's shapes cannot tell.
 """
@@ -8,6 +9,8 @@ SAM's eight attention heads, the one thing a bare .safetensors file's shapes can
 from __future__ import annotations
 
 from pathlib import Path
+
+import numpy as np
 
 
 def tiny_sam_config():
@@ -68,3 +71,43 @@ def to_original_layout(state: dict) -> dict:
         k = k.replace(".layer_norm", ".norm")
         out[k] = value
     return out
+
+
+# -- photos ---------------------------------------------------------------------------------------
+def textured(width: int, height: int, seed: int = 0) -> np.ndarray:
+    """A leafy background: blotches of greens and browns at several scales plus grain, (h, w, 3) uint8."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    # Blotches at a quarter of the size (cheap for a 24-megapixel photo), scaled up, then full-size grain.
+    w4, h4 = max(1, width // 4), max(1, height // 4)
+    out = np.zeros((h4, w4, 3), np.float32)
+    for cell, weight in ((16, 0.5), (4, 0.3), (1, 0.2)):
+        noise = rng.random((h4 // cell + 2, w4 // cell + 2, 3)).astype(np.float32) * weight
+        out += cv2.resize(noise, (w4, h4), interpolation=cv2.INTER_CUBIC)
+    palette = np.array([[70, 110, 40], [120, 90, 50], [40, 80, 60]], np.float32) / 1.6
+    mixed = np.clip(cv2.transform(out, palette.T.copy()), 0, 255).astype(np.uint8)
+    mixed = cv2.resize(mixed, (width, height), interpolation=cv2.INTER_LINEAR)
+    return cv2.add(mixed, _grain(width, height, rng, 10), dtype=cv2.CV_8U)
+
+
+def _grain(width: int, height: int, rng, spread: int) -> np.ndarray:
+    """Zero-mean-ish noise as signed bytes, tiled from one 256 x 256 block (a 24-megapixel photo costs no more)."""
+    block = rng.normal(0, spread, (256, 256, 3)).clip(-127, 127).astype(np.int8)
+    reps = (height // 256 + 1, width // 256 + 1, 1)
+    return np.tile(block, reps)[:height, :width].view(np.int8)
+
+
+def disc_photo(width: int, height: int, centre: tuple[int, int], radius: int, colour=(190, 70, 70), seed: int = 0):
+    """The textured background with a grainy disc drawn on it, and the disc's true mask."""
+    import cv2
+
+    rng = np.random.default_rng(seed + 1)
+    image = textured(width, height, seed)
+    truth = np.zeros((height, width), np.uint8)
+    cv2.circle(truth, centre, radius, 255, -1, lineType=cv2.LINE_8)
+    flat = np.empty((height, width, 3), np.uint8)
+    flat[:] = colour
+    paint = cv2.add(flat, _grain(width, height, rng, 14), dtype=cv2.CV_8U)
+    cv2.copyTo(paint, truth, image)
+    return image, truth > 0
