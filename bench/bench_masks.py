@@ -99,6 +99,15 @@ def sam_figures(folder: Path) -> None:
           f"{statistics.median(plain):.3f} s, fastest {min(plain):.3f} s]", flush=True)
     print(f"sam_vitb_decoder_alone_1024: {statistics.median(decoder_only):.3f} s (target <= 0.5) "
           f"[fastest {min(decoder_only):.3f} s]", flush=True)
+    from sd_studio.engine.cpu.processor import configure_threads
+
+    threads, editor = torch.get_num_threads(), configure_threads(for_editor=True)
+    in_editor = [timed(lambda x=x, y=y: segmenter.select(image, MaskPrompt((PromptPoint(x, y),)), key="bench"))[0]
+                 for x, y in CLICKS * 2]
+    torch.set_num_threads(threads)
+    print(f"sam_vitb_click_cached_1024_editor_threads: {statistics.median(in_editor):.3f} s (target <= 0.5) "
+          f"[{editor} torch thread(s), as the editor runs it, one core left to the window; fastest "
+          f"{min(in_editor):.3f} s]", flush=True)
     print(f"sam_vitb_first_click_1024: {first:.2f} s (printed beside; the image encoder once per picture) "
           f"[plain transformers, whole forward per click: {plain_first:.2f} s]", flush=True)
 

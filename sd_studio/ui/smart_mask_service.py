@@ -41,6 +41,7 @@ class SmartMaskWorker(QObject):
         self.segmenter = None
         self._image: np.ndarray | None = None
         self._key: Hashable = None
+        self._threads_set = False
 
     @Slot(int, object)
     def run(self, job_id: int, job: SmartMaskJob) -> None:
@@ -54,6 +55,12 @@ class SmartMaskWorker(QObject):
                 raise RuntimeError("the smart-mask worker was not given the picture of this request")
             if self.segmenter is None or self.segmenter.model != job.model:
                 self.segmenter = Segmenter(job.model)
+            if job.model and not self._threads_set:
+                from sd_studio.engine.cpu.processor import configure_threads
+
+                # Here, on the thread that runs the model (OpenMP counts are per thread): one core for the window.
+                configure_threads(for_editor=True)
+                self._threads_set = True
             report = lambda p: self.progress.emit(job_id, p)
             cancel = self.cancel_flag.is_set
             if job.kind == "prompt":

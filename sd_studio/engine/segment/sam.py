@@ -218,7 +218,7 @@ class SamPredictor:
             groups = 1 if sparse is None else sparse.shape[1]
             low_res, scores = model.mask_decoder(
                 image_embeddings=embedded.features,
-                image_positional_embeddings=self._positions.repeat(1, 1, 1, 1),
+                image_positional_embeddings=self._positions,
                 sparse_prompt_embeddings=sparse,
                 dense_prompt_embeddings=dense,
                 multimask_output=multimask,
