@@ -294,3 +294,21 @@ def test_a_broken_model_file_gives_its_sentence_and_changes_nothing(qtbot, make,
     _click(canvas, 100, 100)
     _settle(qtbot, tool)
     assert doc.mask.is_empty and "sam.safetensors" in messages[-1]
+
+
+def test_an_undo_while_an_answer_is_on_its_way_wins(qtbot, make, sam_dir):
+    doc = _document(500, 400, seed=7)
+    canvas, tool = make(doc, sam_dir)
+    _warm(qtbot, canvas, tool)
+    handles = _disc_answers(_model_of(tool))
+    try:
+        _click(canvas, 200, 200)
+        _settle(qtbot, tool)
+        assert not doc.mask.is_empty
+        _click(canvas, 260, 220, Qt.KeyboardModifier.ShiftModifier)  # a refinement on its way...
+        doc.undo()  # ...and the user takes the object away before it lands
+        _settle(qtbot, tool)
+    finally:
+        for handle in handles:
+            handle.remove()
+    assert doc.mask.is_empty and doc.history.can_redo

@@ -123,7 +123,10 @@ class SmartMaskTool(Tool):
 
     def _on_history(self) -> None:
         if not self._applying:
-            self._end_object()  # someone else changed the document: the proposal is final
+            # Someone else changed the document (a stroke, an undo): the proposal is final, and an answer still
+            # on its way belongs to the past; it must not come back over an undo.
+            self._latest = None
+            self._end_object()
 
     def _end_object(self) -> None:
         self._object = None
