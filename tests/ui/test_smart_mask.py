@@ -13,12 +13,12 @@ from PySide6.QtTest import QTest
 from sd_studio.document.document import Document
 from sd_studio.document.geometry import Bounds, Extent
 from sd_studio.engine.segment.frame import SamFrame
+from sd_studio.ui.canvas import Canvas
 from sd_studio.ui.smart_mask_service import SmartMaskService
 from sd_studio.ui.tools import ToolOptions
 from sd_studio.ui.tools.smart_mask import NO_MODEL, SmartMaskTool
 
 from .gestures import drag, widget_point
-from .test_canvas import _canvas
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +33,13 @@ def make(qtbot):
     made = []
 
     def build(doc: Document, model=None, size=(500, 400)):
-        canvas = _canvas(qtbot, doc, size)
+        # Built here rather than borrowed from test_canvas.py, whose helpers the canvas's owner may rename.
+        canvas = Canvas()
+        qtbot.addWidget(canvas)
+        canvas.resize(*size)
+        canvas.set_document(doc)
+        canvas.show()
+        qtbot.waitExposed(canvas)
         service = SmartMaskService(str(model) if model else None)
         tool = SmartMaskTool(ToolOptions(), service=service, model=str(model) if model else None)
         canvas.set_tool(tool)
