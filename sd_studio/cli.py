@@ -12,7 +12,12 @@ from sd_studio.errors import SDStudioError
 
 PROG = "sd-studio"
 
-SUBCOMMAND_MODULES = ("sd_studio.cli_files", "sd_studio.cli_generate", "sd_studio.cli_backends", "sd_studio.cli_mask")
+SUBCOMMAND_MODULES = (
+    "sd_studio.cli_files",
+    "sd_studio.cli_generate",
+    "sd_studio.cli_backends",
+    "sd_studio.cli_mask",
+)
 """Modules that each add their subcommands through a `register(subparsers)` function."""
 
 
