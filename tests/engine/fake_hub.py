@@ -43,6 +43,7 @@ class Faults:
     statuses: list[int] = field(default_factory=list)  # statuses for the next GETs (after a pending cut), one each
     corrupt: bool = False  # flip the first byte of every file sent (by the CDN or, for small files, the hub)
     ignore_range: bool = False  # answer Range requests with the whole file (200)
+    hold_after: int | None = None  # bytes of the next GET's body sent before it waits for FakeHub.release
 
 
 class FakeHub:
@@ -54,8 +55,9 @@ class FakeHub:
         self.served: dict[str, int] = {}  # file path -> body bytes the CDN sent
         self.requests: list[tuple[str, str, str | None]] = []  # (method, path, Range header)
         self.lock = threading.Lock()
-        self.hub = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self, cdn=False))
-        self.cdn = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self, cdn=True))
+        self.release = threading.Event()  # lets a GET held by Faults.hold_after go on
+        self.hub = _Server(("127.0.0.1", 0), _handler(self, cdn=False))
+        self.cdn = _Server(("127.0.0.1", 0), _handler(self, cdn=True))
         self.hub.daemon_threads = self.cdn.daemon_threads = True
 
     @property
@@ -88,6 +90,7 @@ class FakeHub:
         return self
 
     def __exit__(self, *exc) -> None:
+        self.release.set()
         for server in (self.hub, self.cdn):
             server.shutdown()
             server.server_close()
@@ -102,6 +105,13 @@ class FakeHub:
             if hashlib.sha256(data).hexdigest() == sha:
                 return path, data
         return None
+
+
+class _Server(ThreadingHTTPServer):
+    """A threaded server that says nothing when a client hangs up (a cancelled download does)."""
+
+    def handle_error(self, request, client_address) -> None:
+        pass
 
 
 def _handler(hub: FakeHub, cdn: bool):
@@ -235,8 +245,18 @@ def _handler(hub: FakeHub, cdn: bool):
                 return
             with hub.lock:
                 cut, hub.faults.cut_after = hub.faults.cut_after, None
+                hold, hub.faults.hold_after = hub.faults.hold_after, None
             sent = body if cut is None else body[:cut]
-            self.wfile.write(sent)
+            if hold is not None:  # part now, the rest once the test says so
+                self.wfile.write(sent[:hold])
+                self.wfile.flush()
+                hub.release.wait(30)
+                try:
+                    self.wfile.write(sent[hold:])
+                except OSError:
+                    pass  # the client hung up meanwhile (a cancelled download)
+            else:
+                self.wfile.write(sent)
             self.wfile.flush()
             with hub.lock:
                 hub.served[filename] = hub.served.get(filename, 0) + len(sent)
@@ -245,3 +265,35 @@ def _handler(hub: FakeHub, cdn: bool):
                 self.connection.shutdown(2)
 
     return Handler
+
+
+def point_huggingface_hub_at(fake: FakeHub, monkeypatch) -> None:
+    """Make huggingface_hub use the stand-in (online, sending no token) for the rest of a test."""
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "ENDPOINT", fake.url)
+    # huggingface_hub builds its file URLs from a template made at import, from HF_ENDPOINT
+    monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", fake.url + "/{repo_id}/resolve/{revision}/{filename}")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(constants, "HF_HUB_DISABLE_IMPLICIT_TOKEN", True)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+
+
+def catalog_entry(files: dict[str, bytes], repo: str, kind: str, folder: str, **overrides) -> dict:
+    """A catalog entry (as in resources/models.json) for files served under repo; weights get size and sha256."""
+    listed = []
+    for name, data in files.items():
+        weights = name.endswith(".safetensors")
+        listed.append({"path": name, "save_as": f"{folder}/{name}" if len(files) > 1 else name,
+                       "size": len(data) if weights else None,
+                       "sha256": hashlib.sha256(data).hexdigest() if weights else None})
+    entry = {"id": folder, "name": f"Tiny {kind}", "kind": kind, "repo": repo, "revision": "main", "files": listed,
+             "licence": {"name": "MIT", "url": "https://example.org/licence"}, "good_for": "tests"}
+    entry.update(overrides)
+    return entry
+
+
+def write_catalog(path: Path, entries: list[dict]) -> Path:
+    """A catalog file holding entries."""
+    path.write_text(json.dumps({"format": 1, "models": entries}), encoding="utf-8")
+    return path

@@ -4,15 +4,13 @@ hub's errors each as one sentence."""
 
 from __future__ import annotations
 
-import hashlib
 import itertools
-import json
 import os
 from pathlib import Path
 
 import numpy as np
 import pytest
-from fake_hub import FakeHub
+from fake_hub import FakeHub, catalog_entry, point_huggingface_hub_at, write_catalog
 
 from sd_studio.engine.models import downloads
 from sd_studio.engine.models.catalog import load_catalog
@@ -25,38 +23,19 @@ CONFIG = b'{"_class_name": "AutoencoderTiny", "latent_channels": 4}\n'
 
 @pytest.fixture
 def hub(monkeypatch):
-    """The stand-in hub, with huggingface_hub pointed at it (and online, and sending no token)."""
-    from huggingface_hub import constants
-
+    """The stand-in hub, with huggingface_hub pointed at it; retries come at once."""
     with FakeHub() as fake:
-        monkeypatch.setattr(constants, "ENDPOINT", fake.url)
-        # huggingface_hub builds its file URLs from a template made at import, from HF_ENDPOINT
-        monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", fake.url + "/{repo_id}/resolve/{revision}/{filename}")
-        monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
-        monkeypatch.setattr(constants, "HF_HUB_DISABLE_IMPLICIT_TOKEN", True)
-        monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-        monkeypatch.setattr(downloads, "_pause", lambda attempt, cancel, entry: None)  # retry at once
+        point_huggingface_hub_at(fake, monkeypatch)
+        monkeypatch.setattr(downloads, "_pause", lambda attempt, cancel, entry: None)
         yield fake
 
 
 def _catalog(tmp_path: Path, entries: list[dict]) -> tuple:
-    path = tmp_path / "catalog.json"
-    path.write_text(json.dumps({"format": 1, "models": entries}), encoding="utf-8")
-    return load_catalog(path)
+    return load_catalog(write_catalog(tmp_path / "catalog.json", entries))
 
 
-def _entry(files: dict[str, bytes], repo: str = "test/decoder", kind: str = "decoder", folder: str = "tiny",
-           **overrides) -> dict:
-    listed = []
-    for name, data in files.items():
-        weights = name.endswith(".safetensors")
-        listed.append({"path": name, "save_as": f"{folder}/{name}" if len(files) > 1 else name,
-                       "size": len(data) if weights else None,
-                       "sha256": hashlib.sha256(data).hexdigest() if weights else None})
-    entry = {"id": folder, "name": f"Tiny {kind}", "kind": kind, "repo": repo, "revision": "main", "files": listed,
-             "licence": {"name": "MIT", "url": "https://example.org/licence"}, "good_for": "tests"}
-    entry.update(overrides)
-    return entry
+def _entry(files: dict[str, bytes], repo: str = "test/decoder", kind: str = "decoder", folder: str = "tiny") -> dict:
+    return catalog_entry(files, repo, kind, folder)
 
 
 def _one_sentence(message: str) -> None:
