@@ -190,7 +190,7 @@ class GetModelDialog(QDialog):
             self.entries = ()
             self._say(str(exc), error=True)
         for entry in self.entries:
-            item = QTreeWidgetItem([entry.name, entry.kind_label, _size_text(entry), entry.licence.name, ""])
+            item = QTreeWidgetItem([entry.name, entry.kind_label, entry.size_label, entry.licence.name, ""])
             item.setData(0, Qt.ItemDataRole.UserRole, entry.id)
             item.setToolTip(0, entry.good_for)
             if entry.recommended:
@@ -238,7 +238,8 @@ class GetModelDialog(QDialog):
         self._update_buttons()
 
     def _refresh_status(self) -> None:
-        from sd_studio.engine.models.downloads import format_size, partial_bytes
+        from sd_studio.engine.models.catalog import format_size
+        from sd_studio.engine.models.downloads import partial_bytes
 
         for i in range(self.table.topLevelItemCount()):
             item = self.table.topLevelItem(i)
@@ -250,7 +251,7 @@ class GetModelDialog(QDialog):
                 item.setIcon(4, icon("mdi6.check-circle-outline"))
             else:
                 kept = partial_bytes(entry, self.models_folder)
-                item.setText(4, f"{format_size(kept)} of {_size_text(entry)}, to continue" if kept else "")
+                item.setText(4, f"{format_size(kept)} of {entry.size_label}, to continue" if kept else "")
                 item.setIcon(4, icon("mdi6.pause-circle-outline") if kept else icon(""))
         self._update_buttons()
 
@@ -299,7 +300,8 @@ class GetModelDialog(QDialog):
         return self._job is not None and not self._job.finished
 
     def _on_progress(self, _kind: str, p) -> None:
-        from sd_studio.engine.models.downloads import format_duration, format_size
+        from sd_studio.engine.models.catalog import format_size
+        from sd_studio.engine.models.downloads import format_duration
 
         if p.total <= 0:
             return
@@ -502,13 +504,6 @@ class _Quiet:
 
     def __exit__(self, *exc) -> None:
         self.widget.blockSignals(self._was)
-
-
-def _size_text(entry) -> str:
-    from sd_studio.engine.models.downloads import format_size
-
-    unknown = any(f.size is None for f in entry.files)
-    return ("about " if unknown else "") + format_size(entry.size)
 
 
 def open_get_model_dialog(parent: QWidget, settings: QSettings, panel=None, rescan=None) -> GetModelDialog:

@@ -32,7 +32,8 @@ def _safetensors(path: Path, *keys: str) -> Path:
 
 
 def _checkpoint(path: Path) -> Path:
-    return _safetensors(path, "model.diffusion_model.input_blocks.0.0.weight", "first_stage_model.decoder.conv_in.weight")
+    return _safetensors(path, "model.diffusion_model.input_blocks.0.0.weight",
+                        "first_stage_model.decoder.conv_in.weight")
 
 
 def test_only_checkpoints_are_listed_from_the_folder_and_its_sub_folders(tmp_path):

@@ -13,8 +13,8 @@ import pytest
 from fake_hub import FakeHub, catalog_entry, point_huggingface_hub_at, write_catalog
 
 from sd_studio.engine.models import downloads
-from sd_studio.engine.models.catalog import load_catalog
-from sd_studio.engine.models.downloads import TransferRate, download_entry, format_duration, format_size, partial_bytes
+from sd_studio.engine.models.catalog import format_size, load_catalog
+from sd_studio.engine.models.downloads import TransferRate, download_entry, format_duration, partial_bytes
 from sd_studio.errors import Cancelled, ModelError
 
 WEIGHTS = np.random.default_rng(3).integers(0, 256, 5 * (1 << 20) + 123, dtype=np.uint8).tobytes()
@@ -84,7 +84,8 @@ def test_a_hub_id_in_the_model_box_downloads_into_the_cache_safetensors_only(hub
     hub.repos["test/tiny-sd"].files["unet/diffusion_pytorch_model.bin"] = b"pickle"  # never fetched
     events = []
     folder = fetch_hub_model("test/tiny-sd", events.append)
-    assert (folder / "model_index.json").is_file() and (folder / "unet" / "diffusion_pytorch_model.safetensors").is_file()
+    assert (folder / "model_index.json").is_file()
+    assert (folder / "unet" / "diffusion_pytorch_model.safetensors").is_file()
     assert not (folder / "unet" / "diffusion_pytorch_model.bin").exists()
     assert events and events[-1].phase == "downloading"
     assert ModelCache().get("test/tiny-sd", device="cpu") is not None  # found in the cache, loaded
@@ -162,7 +163,8 @@ def test_cancel_stops_between_chunks_and_keeps_a_partial_file_to_continue(hub, t
     models = tmp_path / "models"
     seen = []
     with pytest.raises(Cancelled) as stopped:
-        download_entry(entry, models, progress=lambda p: seen.append(p.step), cancel=lambda: bool(seen) and seen[-1] > 0)
+        download_entry(entry, models, progress=lambda p: seen.append(p.step),
+                       cancel=lambda: bool(seen) and seen[-1] > 0)
     _one_sentence(str(stopped.value))
     assert not (models / "loras" / "lora.safetensors").exists()
     (partial,) = (models / "loras").glob(".lora.safetensors.*.part")

@@ -66,7 +66,8 @@ def test_the_catalog_shows_size_licence_and_what_each_model_is_for(make_dialog, 
     rows = _rows(dialog)
     names = [r[0] for r in rows]
     assert names[0] == "Stable Diffusion 1.5 Inpainting"  # recommended first
-    assert {"Stable Diffusion XL 1.0 (base)", "LCM-LoRA for SD 1.5 (few steps)", "TAESD tiny decoder (SD 1.x, 2.x)"} <= set(names)
+    assert {"Stable Diffusion XL 1.0 (base)", "LCM-LoRA for SD 1.5 (few steps)",
+            "TAESD tiny decoder (SD 1.x, 2.x)"} <= set(names)
     by_name = {r[0]: r for r in rows}
     assert by_name["Stable Diffusion 1.5 Inpainting"][1:4] == ["Model", "4.27 GB", "CreativeML OpenRAIL-M"]
     assert by_name["TAESD tiny decoder (SD 1.x, 2.x)"][2] == "about 9.8 MB"  # its config's size is not listed

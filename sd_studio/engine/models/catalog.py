@@ -83,6 +83,12 @@ class CatalogEntry:
         return sum(f.size or 0 for f in self.files)
 
     @property
+    def size_label(self) -> str:
+        """The size as the dialog and `get-model` show it: "4.27 GB", or "about 9.8 MB" when a file's is not listed."""
+        unknown = any(f.size is None for f in self.files)
+        return ("about " if unknown else "") + format_size(self.size)
+
+    @property
     def kind_label(self) -> str:
         """The kind in the user's words: Model, LoRA, Decoder, ..."""
         return KIND_LABELS[self.kind]
@@ -101,6 +107,16 @@ class CatalogEntry:
     def installed(self, models_folder: Path) -> bool:
         """True when every file of the entry is in place (a file appears only once it passed its checksum)."""
         return all(self.file_destination(models_folder, f).is_file() for f in self.files)
+
+
+def format_size(n: float) -> str:
+    """A byte count as download pages show it: 9.8 MB, 135 MB, 4.27 GB (powers of 1000, like the hub)."""
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= scale:
+            value = n / scale
+            digits = 2 if value < 10 and unit == "GB" else 1 if value < 100 else 0
+            return f"{value:.{digits}f} {unit}"
+    return f"{int(n)} bytes"
 
 
 def load_catalog(path: Path | None = None) -> tuple[CatalogEntry, ...]:
@@ -129,7 +145,8 @@ def find_entry(entries: tuple[CatalogEntry, ...], entry_id: str) -> CatalogEntry
     for entry in entries:
         if entry.id == entry_id:
             return entry
-    raise ModelError(f"There is no model {entry_id!r} in the catalog; choose one of: {', '.join(e.id for e in entries)}.")
+    ids = ", ".join(e.id for e in entries)
+    raise ModelError(f"There is no model {entry_id!r} in the catalog; choose one of: {ids}.")
 
 
 def _entry(item, where: str) -> CatalogEntry:
@@ -153,7 +170,8 @@ def _entry(item, where: str) -> CatalogEntry:
     if not REPO_ID.match(text["repo"]):
         raise bad(f"names {text['repo']!r}, which is not a hub repo id")
     licence = item.get("licence")
-    if not isinstance(licence, dict) or not all(isinstance(licence.get(k), str) and licence[k] for k in ("name", "url")):
+    named = isinstance(licence, dict) and all(isinstance(licence.get(k), str) and licence[k] for k in ("name", "url"))
+    if not named:
         raise bad("has no licence name and URL")
     if not licence["url"].startswith("https://"):
         raise bad("has a licence URL that is not https")

@@ -260,7 +260,8 @@ def read_extra_model_paths(path: Path) -> list[AppFolder]:
     try:
         for event in yaml.parse(text, Loader=yaml.SafeLoader):
             if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
-                raise ModelError(f"{path} uses YAML anchors or aliases, which SD Studio does not follow; it was not read.")
+                raise ModelError(f"{path} uses YAML anchors or aliases, which SD Studio does not follow; "
+                                 "it was not read.")
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)

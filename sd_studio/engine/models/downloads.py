@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from sd_studio.engine.models.catalog import CatalogEntry, CatalogFile
+from sd_studio.engine.models.catalog import CatalogEntry, CatalogFile, format_size
 from sd_studio.engine.models.hub import hub_endpoint, hub_error_sentence, hub_file_url, hub_offline, offline_sentence
 from sd_studio.errors import Cancelled, ModelError
 
@@ -80,7 +80,8 @@ def download_entry(entry: CatalogEntry, models_folder: Path, progress=None, canc
     def report(phase: str, now: int) -> None:
         if progress is not None:
             verb = "Checking" if phase == "checking" else "Downloading"
-            progress(Progress(phase, now, total, message=f"{verb} {entry.name}: {format_size(now)} of {format_size(total)}"))
+            message = f"{verb} {entry.name}: {format_size(now)} of {format_size(total)}"
+            progress(Progress(phase, now, total, message=message))
 
     for f in missing:
         done = _fetch(entry, f, entry.file_destination(models_folder, f), remotes[f.path], partials[f.path],
@@ -125,16 +126,6 @@ def partial_bytes(entry: CatalogEntry, models_folder: Path) -> int:
         elif dest.parent.is_dir():
             total += max((_size_of(p) for p in dest.parent.glob(f".{glob.escape(dest.name)}.*.part")), default=0)
     return total
-
-
-def format_size(n: float) -> str:
-    """A byte count as download pages show it: 9.8 MB, 135 MB, 4.27 GB (powers of 1000, like the hub)."""
-    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
-        if n >= scale:
-            value = n / scale
-            digits = 2 if value < 10 and unit == "GB" else 1 if value < 100 else 0
-            return f"{value:.{digits}f} {unit}"
-    return f"{int(n)} bytes"
 
 
 def format_duration(seconds: float) -> str:

@@ -122,7 +122,7 @@ def fetch_hub_model(repo_id: str, progress: ProgressCallback | None = None) -> P
         return Path(snapshot_download(repo_id, cache_dir=cache, local_files_only=True, allow_patterns=HUB_PATTERNS))
     except LocalEntryNotFoundError:
         pass
-    except Exception as exc:  # noqa: BLE001 - a malformed cache entry; fall through to a download or the offline message
+    except Exception as exc:  # noqa: BLE001 - a malformed cache entry: a download or the offline message follows
         if hub_offline():
             raise ModelError(f"The cached copy of {repo_id} could not be read ({exc}).") from None
     if hub_offline():
