@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from sd_studio.document.io.atomic import _fsync_folder  # the rename made durable, as atomic saves do
 from sd_studio.engine.models.catalog import CatalogEntry, CatalogFile, format_size
 from sd_studio.engine.models.hub import hub_endpoint, hub_error_sentence, hub_file_url, hub_offline, offline_sentence
 from sd_studio.errors import Cancelled, ModelError
@@ -392,16 +393,3 @@ def _lock(out, entry: CatalogEntry) -> None:
 def _origin(url: str) -> tuple[str, str, int | None]:
     parts = urlsplit(url)
     return parts.scheme, (parts.hostname or "").lower(), parts.port
-
-
-def _fsync_folder(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return  # Windows cannot open a folder; its renames are durable enough
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
