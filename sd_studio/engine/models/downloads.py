@@ -22,7 +22,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 from sd_studio.document.io.atomic import _fsync_folder  # the rename made durable, as atomic saves do
 from sd_studio.engine.models.catalog import CatalogEntry, CatalogFile, format_size
@@ -56,9 +56,9 @@ class RemoteFile:
 def download_entry(entry: CatalogEntry, models_folder: Path, progress=None, cancel=None) -> Path:
     """Download every file of a catalog entry into models_folder and return where it is installed.
 
-    progress gets Progress("downloading", bytes done, bytes in all, message) after each chunk (and
-    "checking" while a resumed file's earlier bytes are re-hashed); cancel() is polled between chunks and
-    stops with Cancelled, leaving partial files that the next call continues. Files already in place are
+    progress gets Progress("downloading", bytes done, bytes in all, message) every MiB (and "checking" while a
+    resumed file's earlier bytes are re-hashed); cancel() is polled for every piece that arrives and stops
+    with Cancelled, leaving partial files that the next call continues. Files already in place are
     kept. Every failure is a ModelError (or Cancelled) with one sentence; nothing is left at a final name
     unless it passed its checksum.
     """
@@ -112,7 +112,7 @@ def remote_file(entry: CatalogEntry, file: CatalogFile) -> RemoteFile:
             f"{file.path} of {entry.repo} on the hub is not the file SD Studio lists (its size or checksum changed); "
             "nothing was downloaded."
         )
-    location = meta.location or url
+    location = urljoin(url, meta.location or url)
     return RemoteFile(url=location, size=meta.size, etag=etag, on_hub=_origin(location) == _origin(endpoint))
 
 
