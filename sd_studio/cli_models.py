@@ -7,8 +7,6 @@ import sys
 import time
 from pathlib import Path
 
-BAR_WIDTH = 24
-
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `get-model` subcommand."""
@@ -41,7 +39,7 @@ def run_get_model(args: argparse.Namespace) -> int:
     from sd_studio.cli_generate import _cancel_on_interrupt
     from sd_studio.engine.models.downloads import download_entry
 
-    bar = None if args.quiet else BytesBar(sys.stderr)
+    bar = None if args.quiet else _bytes_bar(sys.stderr)
     with _cancel_on_interrupt() as cancelled:
         try:
             path = download_entry(entry, folder, progress=bar, cancel=cancelled)
@@ -73,40 +71,32 @@ def _listing(entries, folder: Path) -> list[str]:
     return lines
 
 
-class BytesBar:
-    """A one-line `\\r` download bar: bytes done of all, speed and time left, written to a text stream."""
+def _bytes_bar(stream):
+    """A ProgressBar (the one generation uses) that counts bytes and shows speed and time left."""
+    from sd_studio.cli_generate import BAR_WIDTH, ProgressBar
+    from sd_studio.engine.models.catalog import format_size
+    from sd_studio.engine.models.downloads import TransferRate, format_duration
 
-    def __init__(self, stream) -> None:
-        from sd_studio.engine.models.downloads import TransferRate
+    class BytesBar(ProgressBar):
+        def __init__(self, stream) -> None:
+            super().__init__(stream)
+            self.rate = TransferRate()
 
-        self.stream = stream
-        self.rate = TransferRate()
-        self._shown = False
-
-    def __call__(self, progress) -> None:
-        """Redraw the bar for one engine Progress report (bytes)."""
-        from sd_studio.engine.models.catalog import format_size
-        from sd_studio.engine.models.downloads import format_duration
-
-        total = max(1, progress.total)
-        done = min(max(0, progress.step), total)
-        filled = round(BAR_WIDTH * done / total)
-        bar = "#" * filled + "-" * (BAR_WIDTH - filled)
-        line = f"{progress.phase:<11} [{bar}] {format_size(done)} of {format_size(total)}"
-        if progress.phase == "downloading":
-            self.rate.add(time.monotonic(), done)
-            if self.rate.speed:
-                line += f" · {format_size(self.rate.speed)}/s"
-            left = self.rate.time_left(total)
-            if left is not None and done < total:
-                line += f" · {format_duration(left)} left"
-        self.stream.write("\r" + line.ljust(BAR_WIDTH + 60))
-        self.stream.flush()
-        self._shown = True
-
-    def close(self) -> None:
-        """End the bar's line."""
-        if self._shown:
-            self.stream.write("\n")
+        def __call__(self, progress) -> None:
+            total = max(1, progress.total)
+            done = min(max(0, progress.step), total)
+            filled = round(BAR_WIDTH * done / total)
+            line = f"{progress.phase:<11} [{'#' * filled}{'-' * (BAR_WIDTH - filled)}] {format_size(done)} of " \
+                   f"{format_size(total)}"
+            if progress.phase == "downloading":
+                self.rate.add(time.monotonic(), done)
+                if self.rate.speed:
+                    line += f" · {format_size(self.rate.speed)}/s"
+                left = self.rate.time_left(total)
+                if left is not None and done < total:
+                    line += f" · {format_duration(left)} left"
+            self.stream.write("\r" + line.ljust(BAR_WIDTH + 60))
             self.stream.flush()
-            self._shown = False
+            self._shown = True
+
+    return BytesBar(stream)
