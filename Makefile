@@ -46,8 +46,11 @@ $(VENV)/.installed-package: packaging/requirements.txt $(VENV)/.installed-run
 	$(BIN)/python -m pip install --quiet -r packaging/requirements.txt
 	touch $@
 
-package: $(VENV)/.installed-package
+# The built app's own checks run right after the build (its generation must match the source's); a build
+# that cannot generate fails here, not in the hands of a user.
+package: $(VENV)/.installed-package $(VENV)/.installed-dev
 	$(BIN)/pyinstaller --noconfirm --distpath dist --workpath build/pyinstaller packaging/sd-studio.spec
+	SD_STUDIO_REQUIRE_BUILD=1 QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q -p no:cacheprovider tests/test_packaging.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info

@@ -15,6 +15,7 @@ PROG = "sd-studio"
 SUBCOMMAND_MODULES = (
     "sd_studio.cli_files",
     "sd_studio.cli_generate",
+    "sd_studio.cli_models",
     "sd_studio.cli_backends",
     "sd_studio.cli_mask",
 )

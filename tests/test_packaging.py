@@ -13,7 +13,13 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "packaging"))
 
-from bundle_contents import keep_diffusers, keep_transformers  # noqa: E402
+from bundle_contents import (
+    DATA_COLLECTED_ELSEWHERE,
+    DATA_NOT_NEEDED,
+    DATA_PACKAGES,
+    keep_diffusers,
+    keep_transformers,
+)
 
 FROZEN = ROOT / "dist" / "sd-studio" / ("sd-studio.exe" if os.name == "nt" else "sd-studio")
 
@@ -76,6 +82,54 @@ def test_every_module_a_diffusion_run_imports_is_kept(tmp_path):
     assert missing == [], f"imported but left out of the bundle: {missing}"
 
 
+def _runtime_distributions():
+    """The installed distributions sd-studio needs at run time: pyproject's dependencies, transitively."""
+    from importlib import metadata
+    import re
+
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    from packaging.requirements import Requirement
+
+    wanted = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["dependencies"]
+    seen, found = set(), []
+    while wanted:
+        requirement = Requirement(wanted.pop())
+        key = re.sub(r"[-_.]+", "-", requirement.name).lower()
+        if key in seen or requirement.marker and not requirement.marker.evaluate({"extra": ""}):
+            continue
+        seen.add(key)
+        try:
+            dist = metadata.distribution(requirement.name)
+        except metadata.PackageNotFoundError:
+            continue
+        found.append(dist)
+        wanted += dist.requires or []
+    return found
+
+
+def test_every_dependency_that_ships_data_files_is_bundled_or_says_why_not():
+    import re
+
+    code = re.compile(r"(\.(py|pyc|pyi|pyd|dll|dylib|pth)|py\.typed|\.so(\.\d+)*)$")
+    listed = set(DATA_PACKAGES) | set(DATA_COLLECTED_ELSEWHERE) | set(DATA_NOT_NEEDED)
+    unaccounted = {}
+    for dist in _runtime_distributions():
+        for f in dist.files or []:
+            path = str(f).replace("\\", "/")
+            if "/" not in path or path.startswith(("..", "bin/")) or ".dist-info/" in path or ".libs/" in path:
+                continue
+            if "__pycache__" in path or code.search(path):
+                continue
+            top = path.split("/")[0]
+            if top not in listed:
+                unaccounted.setdefault(top, path)
+    assert not unaccounted, (
+        "these runtime dependencies ship data files the bundle neither carries nor explains; add each to "
+        f"packaging/bundle_contents.py DATA_PACKAGES (bundled) or DATA_NOT_NEEDED (with the reason): {unaccounted}"
+    )
+    assert "kernels" in DATA_PACKAGES
+
+
 def test_the_launcher_runs_the_command_line():
     done = subprocess.run([sys.executable, str(ROOT / "packaging" / "launcher.py"), "--version"],
                           capture_output=True, text=True, cwd=ROOT)
@@ -83,7 +137,9 @@ def test_the_launcher_runs_the_command_line():
     assert done.stdout.strip().startswith("sd-studio ")
 
 
-needs_build = pytest.mark.skipif(not FROZEN.exists(), reason="no built app: run `make package` first")
+# `make package` sets SD_STUDIO_REQUIRE_BUILD: there a missing app is a failure, not a skip
+needs_build = pytest.mark.skipif(not FROZEN.exists() and not os.environ.get("SD_STUDIO_REQUIRE_BUILD"),
+                                 reason="no built app: run `make package` first")
 
 
 def _frozen(*args: str, **kwargs) -> subprocess.CompletedProcess:
@@ -127,3 +183,24 @@ def test_the_built_app_generates_with_a_tiny_model_like_the_source_does(tmp_path
     source = np.asarray(Image.open(tmp_path / "source.png"))
     assert frozen.shape == (64, 64, 4)
     np.testing.assert_array_equal(frozen, source, err_msg="the built app differs from the source: `make package` again?")
+
+
+@needs_build
+def test_the_built_app_downloads_a_model_from_the_hub(tmp_path):
+    """The frozen app can get a model: huggingface_hub, its HTTP stack and the catalog code are all inside."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("fake_hub", ROOT / "tests" / "engine" / "fake_hub.py")
+    fake_hub = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("fake_hub", fake_hub)
+    spec.loader.exec_module(fake_hub)
+    weights = bytes(range(256)) * 4096 + b"tail"
+    with fake_hub.FakeHub() as hub:
+        hub.add_repo("test/lora", {"lora.safetensors": weights})
+        catalog = fake_hub.write_catalog(tmp_path / "catalog.json", [
+            fake_hub.catalog_entry({"lora.safetensors": weights}, "test/lora", "lora", "tiny-lora")])
+        env = dict(os.environ, HF_ENDPOINT=hub.url, HF_HUB_OFFLINE="0", HF_HUB_DISABLE_IMPLICIT_TOKEN="1")
+        done = _frozen("get-model", "tiny-lora", "--catalog", catalog, "--folder", tmp_path / "models", "--quiet",
+                       env=env)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "models" / "loras" / "lora.safetensors").read_bytes() == weights

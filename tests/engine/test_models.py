@@ -137,7 +137,7 @@ def test_hub_id_not_cached_offline_says_how_to_get_it(hf_home):
         load_model("someorg/some-model", device="cpu")
     text = _one_sentence(info.value)
     assert "not in the local Hugging Face cache" in text and "no network" in text
-    assert "huggingface-cli download someorg/some-model" in text and ".safetensors" in text
+    assert "`hf download someorg/some-model`" in text and ".safetensors" in text
 
 
 def _cache_layout(hf_home: Path, source: Path, repo_id: str, revision: str = "0123456789abcdef") -> Path:
@@ -279,7 +279,7 @@ def test_hub_unreachable_while_online_is_one_clear_sentence(hf_home, monkeypatch
     with pytest.raises(ModelError) as info:
         load_model("someorg/some-model", device="cpu")
     text = _one_sentence(info.value)
-    assert "could not be reached" in text and "huggingface-cli download someorg/some-model" in text
+    assert "could not be reached" in text and "`hf download someorg/some-model`" in text
 
 
 def test_out_of_memory_while_loading_is_a_model_error(tiny_sd_dir, monkeypatch):

@@ -39,6 +39,8 @@ DEFAULT_STRENGTH = {"inpaint": 1.0, "img2img": 0.75, "txt2img": 1.0, "fill": 1.0
 DEVICES = ("auto", "cpu", "cuda", "mps")
 MEMORY_MODES = ("auto", "none", "attention-slicing", "vae-tiling", "cpu-offload")
 RESOLUTIONS = ("Model default", "512", "640", "768", "1024")
+NO_MODEL_HINT = "No model yet: Fill works without one — <a href='get-model'>Get a model…</a>"
+"""Shown under the Model box while there is no model, and as the answer to a diffusion run without one."""
 
 
 def _scheduler_names() -> tuple[str, ...]:
@@ -109,6 +111,7 @@ class GeneratePanel(QWidget):
     keep_requested = Signal(bool)  # True: keep every variant, False: keep the one shown
     discard_requested = Signal()
     model_chosen = Signal(str)
+    get_model_requested = Signal()  # the window opens ui.get_model.open_get_model_dialog
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -134,6 +137,14 @@ class GeneratePanel(QWidget):
         menu.addAction("Open model file...", self._open_model_file)
         menu.addAction("Open model folder...", self._open_model_folder)
         self.model_button.setMenu(menu)
+        # an icon beside the box (the panel keeps its width); the "no model yet" line below spells it out
+        self.get_model_button = QToolButton(text="Get a model…", objectName="getModel", accessibleName="Get a model…",
+                                            toolTip="Get a model… (download a recommended one, or use models you "
+                                                    "already have)")
+        self.get_model_button.setIcon(_icon("mdi6.download"))
+        self.get_model_button.clicked.connect(self.get_model_requested)
+        self.model_hint = QLabel(NO_MODEL_HINT, objectName="modelHint", wordWrap=True)
+        self.model_hint.linkActivated.connect(lambda _link: self.get_model_requested.emit())
 
         self.scheduler = QComboBox(objectName="scheduler")
         self.scheduler.addItems(list(_scheduler_names()))
@@ -225,7 +236,9 @@ class GeneratePanel(QWidget):
         model_row = QHBoxLayout()
         model_row.addWidget(self.model, 1)
         model_row.addWidget(self.model_button)
+        model_row.addWidget(self.get_model_button)
         form.addRow("Model", model_row)
+        form.addRow("", self.model_hint)
         form.addRow("Sampler", self.scheduler)
         form.addRow("Steps", self.steps)
         form.addRow("Guidance", self.guidance)
@@ -281,7 +294,10 @@ class GeneratePanel(QWidget):
         self.keep_all_button.clicked.connect(lambda: self.keep_requested.emit(True))
         self.discard_button.clicked.connect(self.discard_requested)
         self.model.lineEdit().editingFinished.connect(lambda: self.model_chosen.emit(self.model_spec()))
+        self.model.currentTextChanged.connect(self._update_model_hint)
+        self.status.linkActivated.connect(lambda _link: self.get_model_requested.emit())  # show_model_needed's link
         self._on_mode()
+        self._update_model_hint()
 
     # -- settings ----------------------------------------------------------------------------
     def settings(self) -> dict:
@@ -379,6 +395,7 @@ class GeneratePanel(QWidget):
             self.model.clear()
             self.model.addItems(recent)
             self.model.setCurrentText(current or (recent[0] if recent else ""))
+        self._update_model_hint()
 
     def add_found_models(self, entries) -> None:
         """Offer models found on disk (engine.models.ModelEntry: name, spec, kind) after the recent ones."""
@@ -390,6 +407,25 @@ class GeneratePanel(QWidget):
                     self.model.addItem(entry.name, entry.spec)
                     self.model.setItemData(self.model.count() - 1, entry.spec, Qt.ItemDataRole.ToolTipRole)
             self.model.setCurrentText(current)
+        self._update_model_hint()
+
+    def choose_model(self, spec: str) -> None:
+        """Put a model (a path or hub id, e.g. one just downloaded) in the Model box, as if the user picked it."""
+        self.model.setCurrentText(spec)
+        self.model_chosen.emit(spec)
+
+    def model_needed(self) -> bool:
+        """True when the chosen mode needs a model (every mode but Fill) and none is given."""
+        return self.mode.currentData() != "fill" and not self.model_spec()
+
+    def show_model_needed(self) -> None:
+        """Answer a diffusion run without a model in the panel's words (not the engine's), pointing to Get a model."""
+        self.model_hint.setVisible(True)
+        self.status.setText(NO_MODEL_HINT)
+
+    def _update_model_hint(self) -> None:
+        # "no model yet": nothing typed or picked and nothing found on disk to offer
+        self.model_hint.setVisible(not self.model.currentText().strip() and self.model.count() == 0)
 
     def model_spec(self) -> str:
         """The model to use: what the box shows, or the path or hub id behind a found model's name."""
