@@ -1,0 +1,208 @@
+"""Finding scratches and dust on scanned photos, without weights: a proposed mask the user checks and heals.
+
+How it tells damage from the photo:
+1. The background is the photo's median over a small window (`WINDOW` px): a line up to about
+   `WINDOW // 2` px wide or a speck smaller than half the window vanishes from it, while edges,
+   gradients and larger shapes stay. The residual (photo minus background) is where thin bright
+   or dark things are, of any direction, straight or curved.
+2. The residual is measured against the photo's noise (a robust estimate over the whole image) and
+   against local busyness (the mean residual nearby), so film grain and fine texture raise the bar
+   where they are and nowhere else. Hysteresis keeps the faint ends of a scratch that is strong
+   somewhere.
+3. Each connected mark is then judged by shape and surroundings: long and thin (a scratch or a
+   hair), or small and compact (a dust speck), and isolated — text, foliage and other busy detail
+   have many marks close together, damage does not.
+Sensitivity (0..1) moves every threshold together: higher finds fainter, shorter, busier damage.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from sd_studio.engine.request import Progress
+from sd_studio.errors import Cancelled, GenerationError
+
+WINDOW = 13
+"""Side of the median window (px): lines up to about 6 px wide and specks up to about 9 px across are found."""
+
+DEFAULT_SENSITIVITY = 0.5
+"""The sensitivity the dialog and the command line start from."""
+
+BUSY_WINDOW = 41
+"""Side of the window (px) over which marks are counted to tell isolated damage from busy detail."""
+
+
+@dataclass(frozen=True)
+class DamageThresholds:
+    """The thresholds one sensitivity stands for (see thresholds())."""
+
+    contrast: float
+    """A mark's residual must exceed this many noise sigmas (plus the local busyness)."""
+    min_length: float
+    """A line shorter than this (px) is not a scratch (it may still be a speck)."""
+    max_width: float
+    """A line thicker than this on average (px) is a photo feature, not a scratch."""
+    max_speck: int
+    """The largest speck (px²) taken for dust."""
+    max_busy: float
+    """The largest share of marked pixels around a speck (its own included) for it to count as dust."""
+    line: float
+    """How far (in noise sigmas) the residual along a line must exceed the average over all directions."""
+    line_floor: float
+    """... and at least this much (grey levels): a clean, noiseless scan still has faint detail."""
+
+
+def thresholds(sensitivity: float) -> DamageThresholds:
+    """The thresholds for a sensitivity from 0 (only obvious damage) to 1 (faint, short, busy)."""
+    s = float(sensitivity)
+    if not 0.0 <= s <= 1.0:
+        raise GenerationError(f"The sensitivity must be from 0 to 1, not {sensitivity!r}.")
+
+    def lerp(a, b):
+        return a + (b - a) * s
+
+    return DamageThresholds(contrast=lerp(9.0, 3.5), min_length=lerp(40.0, 14.0), max_width=lerp(3.5, 5.0),
+                            max_speck=int(lerp(24, 90)), max_busy=lerp(0.04, 0.10), line=lerp(4.0, 1.5),
+                            line_floor=lerp(32.0, 10.0))
+
+
+def find_damage(image: np.ndarray, sensitivity: float = DEFAULT_SENSITIVITY, *, progress=None,
+                cancel=None) -> np.ndarray:
+    """The proposed damage mask of an (H, W, 3|4) uint8 photo: (H, W) uint8, 255 = scratch or dust."""
+    import cv2
+
+    if image.ndim != 3 or image.shape[2] not in (3, 4) or image.dtype != np.uint8:
+        raise GenerationError("The photo must be an (H, W, 3 or 4) uint8 array.")
+    limits = thresholds(sensitivity)
+    height, width = image.shape[:2]
+    if min(height, width) < WINDOW:
+        return np.zeros((height, width), np.uint8)
+
+    def step(i: int, message: str) -> None:
+        if cancel is not None and cancel():
+            raise Cancelled("Finding damage cancelled; nothing was changed.")
+        if progress is not None:
+            progress(Progress("finding damage", i, 4, message=message))
+
+    step(0, "residual")
+    gray = cv2.cvtColor(np.ascontiguousarray(image[..., :3]), cv2.COLOR_RGB2GRAY)
+    background = cv2.medianBlur(gray, WINDOW)
+    residual = cv2.absdiff(gray, background)
+    sigma = _noise_sigma(residual)
+    # A scratch lies on one background: the photo's own thin details sit on its edges, where the
+    # background changes across them. Marks weaker than the background's local range are left alone.
+    kernel = np.ones((7, 7), np.uint8)
+    edges = cv2.subtract(cv2.dilate(background, kernel), cv2.erode(background, kernel))
+    del background
+    step(1, "lines")
+    lines = _line_response(residual, sigma) > max(limits.line, limits.line_floor / sigma)
+    step(2, "marks")
+    bar = max(limits.contrast * sigma, limits.line_floor)
+    strong = residual > np.uint8(min(255, round(bar)))
+    weak = residual > np.uint8(min(255, round(0.5 * bar)))
+    plain = residual.astype(np.uint16) * 2 > edges.astype(np.uint16) * np.uint16(2)
+    del edges
+    strong &= plain
+    line_pixels = (lines & weak & plain).view(np.uint8)
+    # Specks: small strong marks with little else marked around them.
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(strong.view(np.uint8), connectivity=8,
+                                                               ltype=cv2.CV_32S)
+    density = cv2.boxFilter(strong.view(np.uint8), cv2.CV_32F, (BUSY_WINDOW, BUSY_WINDOW))
+    busy = np.bincount(labels.ravel(), weights=density.ravel(), minlength=count) / np.maximum(stats[:, 4], 1)
+    del density
+    step(3, "shapes")
+    area = stats[:, cv2.CC_STAT_AREA]
+    side = np.maximum(stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT])
+    speck = (area <= limits.max_speck) & (side <= 2 * np.sqrt(limits.max_speck)) & (busy <= limits.max_busy)
+    speck[0] = False
+    mask = speck.view(np.uint8)[labels]
+    del labels, strong
+    np.maximum(mask, line_pixels, out=mask)
+    mask = _drop_short(mask, limits.min_length)
+    # The soft fringe of a mark (anti-aliased scan edges) is damage too where it stands out of the noise.
+    fringe = cv2.dilate(mask, np.ones((3, 3), np.uint8))
+    fringe[residual <= 2.0 * sigma] = 0
+    np.maximum(mask, fringe, out=mask)
+    step(4, "done")
+    return mask * np.uint8(255)
+
+
+ANGLES = 12
+"""Orientations the line detector tries (every 15 degrees)."""
+
+LINE_LENGTH = 15
+"""Length (px, at half resolution) over which a line must run straight enough to count as one."""
+
+
+def _line_response(residual: np.ndarray, sigma: float) -> np.ndarray:
+    """How much more residual lies along the best direction than on average over all directions (in sigmas).
+
+    Along a scratch the mean residual is its contrast whichever way it runs; across it, or over texture,
+    specks and text, every direction sees about the same. Computed at half resolution (a 1 px line
+    survives area averaging at half its contrast), so it costs a fraction of the photo's size.
+    """
+    import cv2
+
+    h, w = residual.shape
+    small = cv2.resize(residual, ((w + 1) // 2, (h + 1) // 2), interpolation=cv2.INTER_AREA).astype(np.float32)
+    best = np.zeros_like(small)
+    total = np.zeros_like(small)
+    for kernel in _line_kernels():
+        response = cv2.filter2D(small, cv2.CV_32F, kernel, borderType=cv2.BORDER_REFLECT)
+        np.maximum(best, response, out=best)
+        total += response
+    best -= total / ANGLES
+    best /= sigma
+    return cv2.resize(best, (w, h), interpolation=cv2.INTER_NEAREST)
+
+
+_kernels: list[np.ndarray] = []
+
+
+def _line_kernels() -> list[np.ndarray]:
+    """Normalised 1-px line kernels of LINE_LENGTH at ANGLES orientations (built once)."""
+    import cv2
+
+    if not _kernels:
+        n = LINE_LENGTH
+        for i in range(ANGLES):
+            angle = np.pi * i / ANGLES
+            k = np.zeros((n, n), np.float32)
+            c = (n - 1) / 2
+            dx, dy = np.cos(angle) * c, np.sin(angle) * c
+            cv2.line(k, (round(c - dx), round(c - dy)), (round(c + dx), round(c + dy)), 1.0, 1, cv2.LINE_8)
+            _kernels.append(k / k.sum())
+    return _kernels
+
+
+def _drop_short(mask: np.ndarray, min_length: float) -> np.ndarray:
+    """The 0/1 mask without marks whose extent is under a third of min_length (stray bits of texture)."""
+    import cv2
+
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8, ltype=cv2.CV_32S)
+    if count <= 1:
+        return mask
+    side = np.maximum(stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT])
+    area = stats[:, cv2.CC_STAT_AREA]
+    keep = (side >= min_length / 3) | (area >= 3)
+    keep[0] = False
+    return keep.view(np.uint8)[labels] if not keep[1:].all() else mask
+
+
+def _noise_sigma(residual: np.ndarray) -> float:
+    """A robust noise level of the residual (1.4826 x its median absolute value, on a sample), at least 1."""
+    sample = residual[::3, ::3]
+    median = float(np.median(sample))
+    if median == 0.0:
+        # Clean synthetic images: fall back to the mean, so flat areas still have some noise floor.
+        median = float(sample.mean())
+    return max(1.0, 1.4826 * median)
+
+
+def heal_mask(mask: np.ndarray, grow: int = 1) -> np.ndarray:
+    """The proposed mask grown by `grow` px: a scratch's soft edges are healed along with it."""
+    from sd_studio.document.mask import grow as grow_mask
+
+    return grow_mask(mask, grow)
