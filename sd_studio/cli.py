@@ -12,7 +12,7 @@ from sd_studio.errors import SDStudioError
 
 PROG = "sd-studio"
 
-SUBCOMMAND_MODULES = ("sd_studio.cli_files", "sd_studio.cli_generate")
+SUBCOMMAND_MODULES = ("sd_studio.cli_files", "sd_studio.cli_generate", "sd_studio.cli_restore")
 """Modules that each add their subcommands through a `register(subparsers)` function."""
 
 
