@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pickle
 import threading
+import warnings
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -170,10 +171,15 @@ def _read_weights_only(path: Path) -> dict:
                 raise ModelError(f"{path.name} is a TorchScript program, not plain weights; it is refused because "
                                  "loading it runs its code — convert it to .safetensors (see README, Model files).")
     try:
-        state = torch.load(str(path), map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
-        raise ModelError(f"{path.name} holds Python objects besides weights, which could run code when loaded, "
-                         "so it is refused; use a .safetensors file.") from None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch's advice to retry without weights_only is not for us
+            state = torch.load(str(path), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        if "Unsupported global" in str(exc):
+            raise ModelError(f"{path.name} holds Python objects besides weights, which could run code when loaded, "
+                             "so it is refused; use a .safetensors file.") from None
+        raise ModelError(f"{path.name} is not a readable weights file, so it is refused; use a .safetensors file "
+                         "or a plain .pth state dict.") from None
     except Exception as exc:  # noqa: BLE001 - truncated zip, not a torch file at all
         raise ModelError(f"{path.name} is not a readable weights file ({type(exc).__name__}).") from None
     if not isinstance(state, dict):
