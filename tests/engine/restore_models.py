@@ -55,17 +55,17 @@ def build(family: str):
     if family == "dat":
         from spandrel.architectures.DAT import DAT
 
-        return DAT(img_size=16, embed_dim=12, depth=[2], num_heads=[2], split_size=[2, 4], expansion_factor=2,
+        return DAT(img_size=16, embed_dim=32, depth=[2], num_heads=[2], split_size=[2, 4], expansion_factor=2,
                    upscale=2, upsampler="pixelshuffle")
     if family == "restoreformer":
         from spandrel.architectures.RestoreFormer import RestoreFormer
 
-        return RestoreFormer(n_embed=16, embed_dim=8, ch=32, out_ch=3, ch_mult=(1, 2), num_res_blocks=1,
+        return RestoreFormer(n_embed=16, embed_dim=8, ch=32, out_ch=3, ch_mult=(1, 1, 1, 1, 1, 1), num_res_blocks=1,
                              attn_resolutions=(16,), resolution=512, z_channels=8, head_size=8, in_channels=3)
     if family == "codeformer":
         from spandrel_extra_arches.architectures.CodeFormer import CodeFormer
 
-        return CodeFormer(dim_embd=16, n_head=2, n_layers=1, codebook_size=16, latent_size=16,
+        return CodeFormer(dim_embd=16, n_head=2, n_layers=1, codebook_size=16, latent_size=256,
                           connect_list=["32"], fix_modules=[])
     if family in ("gfpgan", "lama"):
         return _fixed_size(family)
@@ -77,7 +77,7 @@ def build(family: str):
         from spandrel_extra_arches.architectures.DDColor import DDColor
 
         return DDColor(encoder_name="convnext-t", decoder_name="MultiScaleColorDecoder", num_input_channels=3,
-                       input_size=(64, 64), nf=64, num_output_channels=2, last_norm="Spectral",
+                       input_size=(64, 64), nf=512, num_output_channels=2, last_norm="Spectral",
                        do_normalize=False, num_queries=16, num_scales=3, dec_layers=3)
     raise ValueError(family)
 

@@ -48,14 +48,40 @@ def find_faces(rgb: np.ndarray) -> list[Bounds]:
     cascade = Cascade(lbp_frontal_face_cascade_filename())
     found = cascade.detect_multi_scale(img=gray, scale_factor=1.2, step_ratio=1, min_size=(MIN_FACE, MIN_FACE),
                                        max_size=(side, side))
+    colour = _is_colour(small)
     boxes = [Bounds(round(f["c"] / scale), round(f["r"] / scale), round(f["width"] / scale),
-                    round(f["height"] / scale)) for f in found]
+                    round(f["height"] / scale)) for f in found
+             if not colour or _skin_share(small, f) >= SKIN_SHARE]
     boxes.sort(key=lambda b: b.width * b.height, reverse=True)
     kept: list[Bounds] = []
     for box in boxes:
         if all(_overlap(box, other) < 0.3 for other in kept):
             kept.append(box)
     return kept
+
+
+SKIN_SHARE = 0.3
+"""In a colour photo, a face's centre must be at least this much skin-coloured (the cascade alone also takes
+reflections and folds for faces); black-and-white scans are not checked."""
+
+
+def _is_colour(rgb: np.ndarray) -> bool:
+    import cv2
+
+    return float(cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2HSV)[..., 1].mean()) > 25.0
+
+
+def _skin_share(rgb: np.ndarray, found: dict) -> float:
+    """The share of skin-coloured pixels (a YCrCb box, any skin tone) in the middle half of a detection."""
+    import cv2
+
+    y, x, w, h = found["r"], found["c"], found["width"], found["height"]
+    centre = np.ascontiguousarray(rgb[y + h // 4:y + h - h // 4, x + w // 4:x + w - w // 4])
+    if centre.size == 0:
+        return 0.0
+    ycc = cv2.cvtColor(centre, cv2.COLOR_RGB2YCrCb)
+    cr, cb = ycc[..., 1], ycc[..., 2]
+    return float(((cr >= 133) & (cr <= 180) & (cb >= 77) & (cb <= 135)).mean())
 
 
 def restore_faces(image: np.ndarray, model, strength: float = 1.0, *, faces: list[Bounds] | None = None,

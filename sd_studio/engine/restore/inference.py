@@ -49,7 +49,7 @@ def _to_tensor(rgb: np.ndarray, channels: int, model):
 
 
 def _to_array(tensor) -> np.ndarray:
-    out = tensor[0].float().clamp_(0, 1).mul_(255.0).round_().byte().permute(1, 2, 0).cpu().numpy()
+    out = tensor[0].float().clamp(0, 1).mul(255.0).round().byte().permute(1, 2, 0).cpu().numpy()
     if out.shape[2] == 1:
         out = np.repeat(out, 3, axis=2)
     return np.ascontiguousarray(out[..., :3])

@@ -66,6 +66,7 @@ def refine_in_tiles(image: np.ndarray, settings: RefineSettings, *, progress=Non
         progress(Progress("loading", 0, 1, message=f"loading {settings.model}"))
     model = cache.get(settings.model, device=settings.device, precision=settings.precision, progress=progress)
     tile = settings.tile or model.native_resolution
+    padding = min(settings.padding, tile // 4)  # a small native size (tiny test models) keeps a usable core
 
     def one(region: np.ndarray, _tile) -> np.ndarray:
         h, w = region.shape[:2]
@@ -77,13 +78,13 @@ def refine_in_tiles(image: np.ndarray, settings: RefineSettings, *, progress=Non
                             scheduler=settings.scheduler, width=size.width, height=size.height, cancel=cancel)[0]
         return out if (w, h) == tuple(size) else _resize(out, Extent(w, h))
 
-    refined = run_tiled(image[..., :3], one, tile=tile, padding=settings.padding, progress=progress, cancel=cancel,
+    refined = run_tiled(image[..., :3], one, tile=tile, padding=padding, progress=progress, cancel=cancel,
                         phase="refining")
     params = {
         "prompt": settings.prompt, "negative_prompt": settings.negative_prompt, "steps": settings.steps,
         "sampler": settings.scheduler, "cfg_scale": settings.guidance, "seed": settings.seed,
         "denoising_strength": settings.strength, "Refine model": model.name, "Refine model hash": model.hash,
-        "Tile size": tile, "Tile padding": settings.padding,
+        "Tile size": tile, "Tile padding": padding,
     }
     return refined, params
 
