@@ -30,6 +30,9 @@ WINDOW = 13
 DEFAULT_SENSITIVITY = 0.5
 """The sensitivity the dialog and the command line start from."""
 
+LINE_CROWD_WINDOW = 61
+"""Side of the window (px) over which line pixels are counted to tell a lone scratch from a lattice."""
+
 BUSY_WINDOW = 41
 """Side of the window (px) over which marks are counted to tell isolated damage from busy detail."""
 
@@ -52,6 +55,8 @@ class DamageThresholds:
     """How far (in noise sigmas) the residual along a line must exceed the average over all directions."""
     line_floor: float
     """... and at least this much (grey levels): a clean, noiseless scan still has faint detail."""
+    max_line_crowd: float
+    """The largest share of line pixels around a line pixel for it to count as a lone scratch."""
 
 
 def thresholds(sensitivity: float) -> DamageThresholds:
@@ -65,7 +70,7 @@ def thresholds(sensitivity: float) -> DamageThresholds:
 
     return DamageThresholds(contrast=lerp(9.0, 3.5), min_length=lerp(40.0, 14.0), max_width=lerp(3.5, 5.0),
                             max_speck=int(lerp(24, 90)), max_busy=lerp(0.04, 0.10), line=lerp(4.0, 1.5),
-                            line_floor=lerp(32.0, 10.0))
+                            line_floor=lerp(32.0, 10.0), max_line_crowd=lerp(0.08, 0.16))
 
 
 def find_damage(image: np.ndarray, sensitivity: float = DEFAULT_SENSITIVITY, *, progress=None,
@@ -90,6 +95,7 @@ def find_damage(image: np.ndarray, sensitivity: float = DEFAULT_SENSITIVITY, *, 
     gray = cv2.cvtColor(np.ascontiguousarray(image[..., :3]), cv2.COLOR_RGB2GRAY)
     background = cv2.medianBlur(gray, WINDOW)
     residual = cv2.absdiff(gray, background)
+    del gray
     sigma = _noise_sigma(residual)
     # A scratch lies on one background: the photo's own thin details sit on its edges, where the
     # background changes across them. Marks weaker than the background's local range are left alone.
@@ -97,36 +103,50 @@ def find_damage(image: np.ndarray, sensitivity: float = DEFAULT_SENSITIVITY, *, 
     edges = cv2.subtract(cv2.dilate(background, kernel), cv2.erode(background, kernel))
     del background
     step(1, "lines")
-    lines = _line_response(residual, sigma) > max(limits.line, limits.line_floor / sigma)
-    step(2, "marks")
     bar = max(limits.contrast * sigma, limits.line_floor)
-    strong = residual > np.uint8(min(255, round(bar)))
-    weak = residual > np.uint8(min(255, round(0.5 * bar)))
-    plain = residual.astype(np.uint16) * 2 > edges.astype(np.uint16) * np.uint16(2)
+    lines = _line_response(residual, sigma, max(limits.line, limits.line_floor / sigma))
+    # The response peaks on a line's centre; its full width (and the half-resolution step) lies within 2 px.
+    lines = cv2.dilate(lines, np.ones((5, 5), np.uint8))
+    step(2, "marks")
+    # 0/1 uint8 masks throughout, combined with OpenCV's (threaded) operations
+    plain = cv2.compare(residual, edges, cv2.CMP_GT) // 255
     del edges
-    strong &= plain
-    line_pixels = (lines & weak & plain).view(np.uint8)
+    weak = cv2.threshold(residual, min(255.0, round(0.5 * bar)), 1, cv2.THRESH_BINARY)[1]
+    strong = cv2.bitwise_and(cv2.threshold(residual, min(255.0, round(bar)), 1, cv2.THRESH_BINARY)[1], plain)
+    line_pixels = cv2.bitwise_and(cv2.bitwise_and(lines, weak), plain)
+    del lines, plain
+    # A scratch runs alone; a lattice, fence or hatching is many lines close together.
+    # (box filters of 0/255 masks give the share x 255 in uint8: a quarter of the work of float32)
+    crowd = cv2.blur(cv2.multiply(line_pixels, 255), (LINE_CROWD_WINDOW, LINE_CROWD_WINDOW))
+    line_pixels[crowd > 255 * limits.max_line_crowd] = 0
+    del crowd
     # Specks: small strong marks with little else marked around them.
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(strong.view(np.uint8), connectivity=8,
-                                                               ltype=cv2.CV_32S)
-    density = cv2.boxFilter(strong.view(np.uint8), cv2.CV_32F, (BUSY_WINDOW, BUSY_WINDOW))
-    busy = np.bincount(labels.ravel(), weights=density.ravel(), minlength=count) / np.maximum(stats[:, 4], 1)
-    del density
+    count, labels, stats, centroids = cv2.connectedComponentsWithStats(strong, connectivity=8, ltype=cv2.CV_32S)
+    del strong
+    # Texture shows as many faint marks around a strong one; dust sits on a quiet background.
+    density = cv2.blur(cv2.multiply(weak, 255), (BUSY_WINDOW, BUSY_WINDOW))
+    del weak
     step(3, "shapes")
     area = stats[:, cv2.CC_STAT_AREA]
     side = np.maximum(stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT])
-    speck = (area <= limits.max_speck) & (side <= 2 * np.sqrt(limits.max_speck)) & (busy <= limits.max_busy)
+    speck = (area <= limits.max_speck) & (side <= 2 * np.sqrt(limits.max_speck))
     speck[0] = False
+    candidates = np.flatnonzero(speck)
+    cy = np.clip(np.rint(centroids[candidates, 1]).astype(np.intp), 0, height - 1)
+    cx = np.clip(np.rint(centroids[candidates, 0]).astype(np.intp), 0, width - 1)
+    speck[candidates] = density[cy, cx] <= 255 * limits.max_busy
+    del density
     mask = speck.view(np.uint8)[labels]
-    del labels, strong
-    np.maximum(mask, line_pixels, out=mask)
+    del labels
+    cv2.max(mask, line_pixels, dst=mask)
+    del line_pixels
     mask = _drop_short(mask, limits.min_length)
     # The soft fringe of a mark (anti-aliased scan edges) is damage too where it stands out of the noise.
     fringe = cv2.dilate(mask, np.ones((3, 3), np.uint8))
-    fringe[residual <= 2.0 * sigma] = 0
-    np.maximum(mask, fringe, out=mask)
+    fringe[residual <= 0.25 * bar] = 0
+    cv2.max(mask, fringe, dst=mask)
     step(4, "done")
-    return mask * np.uint8(255)
+    return cv2.multiply(mask, 255)
 
 
 ANGLES = 12
@@ -136,45 +156,48 @@ LINE_LENGTH = 15
 """Length (px, at half resolution) over which a line must run straight enough to count as one."""
 
 
-def _line_response(residual: np.ndarray, sigma: float) -> np.ndarray:
-    """How much more residual lies along the best direction than on average over all directions (in sigmas).
+def _line_response(residual: np.ndarray, sigma: float, threshold: float) -> np.ndarray:
+    """0/1 uint8: where more residual lies along the best direction than on average over all directions,
+    by more than `threshold` noise sigmas.
 
     Along a scratch the mean residual is its contrast whichever way it runs; across it, or over texture,
     specks and text, every direction sees about the same. Computed at half resolution (a 1 px line
-    survives area averaging at half its contrast), so it costs a fraction of the photo's size.
+    survives area averaging at half its contrast) as sums of shifted copies along each direction.
     """
     import cv2
 
     h, w = residual.shape
-    small = cv2.resize(residual, ((w + 1) // 2, (h + 1) // 2), interpolation=cv2.INTER_AREA).astype(np.float32)
-    best = np.zeros_like(small)
-    total = np.zeros_like(small)
-    for kernel in _line_kernels():
-        response = cv2.filter2D(small, cv2.CV_32F, kernel, borderType=cv2.BORDER_REFLECT)
-        np.maximum(best, response, out=best)
-        total += response
-    best -= total / ANGLES
-    best /= sigma
-    return cv2.resize(best, (w, h), interpolation=cv2.INTER_NEAREST)
+    small = cv2.resize(residual, ((w + 1) // 2, (h + 1) // 2), interpolation=cv2.INTER_AREA)
+    sh, sw = small.shape
+    r = LINE_LENGTH // 2
+    padded = cv2.copyMakeBorder(small, r, r, r, r, cv2.BORDER_REFLECT).astype(np.uint16)
+    best = np.zeros((sh, sw), np.uint16)
+    total = np.zeros((sh, sw), np.float32)
+    along = np.empty((sh, sw), np.uint16)
+    for offsets in _line_offsets():
+        along.fill(0)
+        for dy, dx in offsets:
+            cv2.add(along, padded[r + dy:r + dy + sh, r + dx:r + dx + sw], dst=along)
+        cv2.max(best, along, dst=best)
+        cv2.add(total, along, dst=total, dtype=cv2.CV_32F)
+    # best - mean > threshold * sigma, with both sums over LINE_LENGTH taps
+    score = cv2.addWeighted(best, 1.0, total, -1.0 / ANGLES, 0.0, dtype=cv2.CV_32F)
+    found = cv2.threshold(score, threshold * sigma * LINE_LENGTH, 1, cv2.THRESH_BINARY)[1].astype(np.uint8)
+    return cv2.resize(found, (w, h), interpolation=cv2.INTER_NEAREST)
 
 
-_kernels: list[np.ndarray] = []
+_offsets: list[list[tuple[int, int]]] = []
 
 
-def _line_kernels() -> list[np.ndarray]:
-    """Normalised 1-px line kernels of LINE_LENGTH at ANGLES orientations (built once)."""
-    import cv2
-
-    if not _kernels:
-        n = LINE_LENGTH
+def _line_offsets() -> list[list[tuple[int, int]]]:
+    """For each of ANGLES orientations, the LINE_LENGTH (dy, dx) steps of a 1-px line through the centre."""
+    if not _offsets:
+        r = LINE_LENGTH // 2
         for i in range(ANGLES):
             angle = np.pi * i / ANGLES
-            k = np.zeros((n, n), np.float32)
-            c = (n - 1) / 2
-            dx, dy = np.cos(angle) * c, np.sin(angle) * c
-            cv2.line(k, (round(c - dx), round(c - dy)), (round(c + dx), round(c + dy)), 1.0, 1, cv2.LINE_8)
-            _kernels.append(k / k.sum())
-    return _kernels
+            steps = [(round(t * np.sin(angle)), round(t * np.cos(angle))) for t in range(-r, r + 1)]
+            _offsets.append(steps)
+    return _offsets
 
 
 def _drop_short(mask: np.ndarray, min_length: float) -> np.ndarray:
