@@ -37,7 +37,8 @@ def register(subparsers) -> None:
                          help="classical: OpenCV's fill (no model); lama: an eraser model file; diffusion: --model")
     restore.add_argument("--model", metavar="M", help="lama: an eraser file (LaMa/MAT); diffusion: an SD model")
     restore.add_argument("--prompt", default="clean photo, no scratches", metavar="P", help="for --engine diffusion")
-    restore.add_argument("--grow", type=_integer, default=1, metavar="PX", help="grow the mask before healing (default 1)")
+    restore.add_argument("--grow", type=_integer, default=0, metavar="PX",
+                         help="grow the found mask before healing (default 0: it already takes the soft edges)")
     restore.set_defaults(func=run_restore)
 
     upscale = _add(subparsers, "upscale", "Enlarge photos x2/x3/x4 with an upscaler model (or Lanczos), optionally adding detail.")

@@ -30,7 +30,7 @@ class HealSettings:
     negative_prompt: str = ""
     steps: int = 20
     seed: int | None = None
-    grow: int = 1
+    grow: int = 0
     device: str = "auto"
 
 
