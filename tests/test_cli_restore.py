@@ -2,29 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
+from restore_support import damage_synth, restore_models
 
 from sd_studio.cli import main
-
-_ENGINE_TESTS = Path(__file__).parent / "engine"
-
-
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(name, _ENGINE_TESTS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault(name, module)
-    spec.loader.exec_module(module)
-    return module
-
-
-damage_synth = _load("damage_synth")
-restore_models = _load("restore_models")
 
 
 @pytest.fixture
@@ -73,7 +58,7 @@ def test_restore_keeps_every_pixel_outside_the_mask_and_records_its_settings(alb
 
 
 def test_an_album_is_restored_into_a_folder_skipping_what_is_done(album, capsys):
-    folder, clean = album
+    folder, _ = album
     out = folder.parent / "restored"
     assert main(["restore", str(folder), "-o", str(out)]) == 0
     names = sorted(p.name for p in out.iterdir())
@@ -157,8 +142,7 @@ def test_faces_and_colorize_without_a_model_say_which_file_to_get(album, capsys)
         assert err.startswith("sd-studio: error: ") and file in err and err.count("\n") == 1
 
 
-def test_faces_with_a_model_file(album, tmp_path):
-    folder, _ = album
+def test_faces_with_a_model_file(tmp_path):
     path = restore_models.save("restoreformer", tmp_path)
     photo = tmp_path / "astronaut.png"
     Image.fromarray(damage_synth.scan_of("astronaut", scale=1)).save(photo)

@@ -7,7 +7,8 @@ offsets; the inpaint mask has none, so its pixels are rewritten (only its marked
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Iterator
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -21,8 +22,10 @@ if TYPE_CHECKING:
 MAX_SIDE = 32768
 """The largest side a canvas may get (the document's own limit)."""
 
+ORIGIN = Point(0, 0)
 
-def _set_size(doc: "Document", size: Extent) -> None:
+
+def _set_size(doc: Document, size: Extent) -> None:
     """Give the document a new size: its mask's extent and its composite cache follow."""
     from sd_studio.document.flattened import FlattenedCache
 
@@ -37,7 +40,7 @@ def _set_size(doc: "Document", size: Extent) -> None:
 class ResizeCanvas(Command):
     """Give the canvas a new size with its content moved by `shift` (Canvas Size, Expand); layers keep their pixels."""
 
-    def __init__(self, doc: "Document", size: Extent, shift: Point = Point(0, 0), name: str | None = None) -> None:
+    def __init__(self, doc: Document, size: Extent, shift: Point = ORIGIN, name: str | None = None) -> None:
         size = Extent(int(size[0]), int(size[1]))
         if not (1 <= size.width <= MAX_SIDE and 1 <= size.height <= MAX_SIDE):
             raise ValueError(f"a canvas is 1 to {MAX_SIDE} pixels on each side, not {size.width}x{size.height}")
@@ -49,13 +52,13 @@ class ResizeCanvas(Command):
         self._mask_before = doc.mask.surface.snapshot()
         self._mask_after = _moved_mask(doc, self.shift, size)
 
-    def redo(self, doc: "Document") -> None:
+    def redo(self, doc: Document) -> None:
         for layer in self._layers:
             layer.offset = Point(layer.offset.x + self.shift.x, layer.offset.y + self.shift.y)
         doc.mask.surface.restore(self._mask_after)
         _set_size(doc, self.size)
 
-    def undo(self, doc: "Document") -> None:
+    def undo(self, doc: Document) -> None:
         for layer in self._layers:
             layer.offset = Point(layer.offset.x - self.shift.x, layer.offset.y - self.shift.y)
         doc.mask.surface.restore(self._mask_before)
@@ -66,7 +69,7 @@ class ResizeCanvas(Command):
         yield from self._mask_after.values()
 
 
-def _moved_mask(doc: "Document", shift: Point, size: Extent) -> dict:
+def _moved_mask(doc: Document, shift: Point, size: Extent) -> dict:
     """The mask's tiles after moving its content by shift and cutting it to the new canvas."""
     box = doc.mask.bounding_box()
     moved = Surface(1)
@@ -80,7 +83,7 @@ def _moved_mask(doc: "Document", shift: Point, size: Extent) -> dict:
 class ScaleImage(Command):
     """Scale the whole image by a whole factor: every layer's pixels and position, the mask and the canvas."""
 
-    def __init__(self, doc: "Document", factor: int, name: str | None = None) -> None:
+    def __init__(self, doc: Document, factor: int, name: str | None = None) -> None:
         factor = int(factor)
         if factor < 1 or max(doc.size) * factor > MAX_SIDE:
             raise ValueError(f"cannot scale a {doc.size.width}x{doc.size.height} canvas by {factor}")
@@ -93,18 +96,18 @@ class ScaleImage(Command):
         self._mask_before = doc.mask.surface.snapshot()
         self._mask_after = _scaled_layer(doc.mask.surface, Point(0, 0), factor, smooth=False)[0]
 
-    def _apply(self, doc: "Document", states, mask, size: Extent) -> None:
+    def _apply(self, doc: Document, states, mask, size: Extent) -> None:
         for layer, tiles, offset in states:
             layer.surface.restore(tiles)
             layer.offset = offset
         doc.mask.surface.restore(mask)
         _set_size(doc, size)
 
-    def redo(self, doc: "Document") -> None:
+    def redo(self, doc: Document) -> None:
         self._apply(doc, self._after, self._mask_after, Extent(self._old_size.width * self.factor,
                                                              self._old_size.height * self.factor))
 
-    def undo(self, doc: "Document") -> None:
+    def undo(self, doc: Document) -> None:
         self._apply(doc, self._before, self._mask_before, self._old_size)
 
     def arrays(self) -> Iterator[np.ndarray]:

@@ -122,7 +122,7 @@ def find_damage(image: np.ndarray, sensitivity: float = DEFAULT_SENSITIVITY, *, 
     del crowd
     line_pixels = _long_and_thin(line_pixels, limits)
     # Specks: small strong marks with little else marked around them.
-    count, labels, stats, centroids = cv2.connectedComponentsWithStats(strong, connectivity=8, ltype=cv2.CV_32S)
+    _, labels, stats, centroids = cv2.connectedComponentsWithStats(strong, connectivity=8, ltype=cv2.CV_32S)
     del strong
     # Texture shows as many faint marks around a strong one; dust sits on a quiet background.
     density = cv2.blur(cv2.multiply(weak, 255), (BUSY_WINDOW, BUSY_WINDOW))

@@ -9,7 +9,7 @@ runner gives any of them the same shape: `start()`, `progress(Progress)`, `finis
 from __future__ import annotations
 
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 from PySide6.QtCore import QObject, QThread, Signal
 
@@ -17,7 +17,7 @@ from PySide6.QtCore import QObject, QThread, Signal
 class _Worker(QThread):
     """The thread one job runs on; reports through the job's signals (queued to the main thread)."""
 
-    def __init__(self, job: "RestoreJob") -> None:
+    def __init__(self, job: RestoreJob) -> None:
         super().__init__()
         self.job = job
 

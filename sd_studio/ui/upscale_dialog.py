@@ -6,8 +6,17 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtWidgets import (
-    QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFormLayout, QGroupBox, QLabel, QLineEdit, QSpinBox,
-    QVBoxLayout, QWidget,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QGroupBox,
+    QLabel,
+    QLineEdit,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
 )
 
 LANCZOS = "Lanczos (no model)"
@@ -88,18 +97,16 @@ class UpscaleDialog(QDialog):
         return UpscaleSettings(factor=self.factor.currentData(), model=self.upscaler.currentData(),
                                tile=self.tile.value(), refine=refine)
 
-    def job(self, image, models=None):
-        """The function a RestoreJob runs: (progress, cancel) -> RestoreResult for `image`, loading the upscaler there."""
+    def job(self, image, models=None, slot=None):
+        """The function a RestoreJob runs: (progress, cancel) -> RestoreResult for `image`, loading the upscaler there
+        (through `slot`, an engine.restore.models.ModelSlot kept by the window, so it loads once per session)."""
         settings = self.settings()
 
         def run(progress, cancel):
+            from sd_studio.engine.restore.models import ModelSlot
             from sd_studio.engine.restore.upscale import upscale
 
-            model = None
-            if settings.model:
-                from sd_studio.engine.restore.models import load_model
-
-                model = load_model(settings.model, "upscale")
+            model = (slot or ModelSlot()).get("upscale", settings.model) if settings.model else None
             return upscale(image, settings, model=model, progress=progress, cancel=cancel, diffusion_models=models)
 
         return run

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from damage_synth import damage, scan_of, scores
+
 from sd_studio.engine.damage import find_damage, thresholds
 from sd_studio.errors import Cancelled, GenerationError
 
@@ -116,7 +116,7 @@ def test_damage_drawn_on_a_real_photo_is_mostly_found_with_few_false_alarms():
 
 
 def test_sensitivity_finds_more_as_it_rises():
-    damaged, bad, clean = damage(scan_of("astronaut", scale=2), seed=2)
+    damaged, bad, _ = damage(scan_of("astronaut", scale=2), seed=2)
     low, high = (find_damage(damaged, s) > 0 for s in (0.1, 0.9))
     assert high[bad].mean() > low[bad].mean()
     assert high.sum() > low.sum()

@@ -9,8 +9,8 @@ import zipfile
 from pathlib import Path
 
 import pytest
-
 import restore_models
+
 from sd_studio.errors import ModelError
 
 KIND_OF = {"esrgan": "upscale", "compact": "upscale", "swinir": "upscale", "hat": "upscale", "dat": "upscale",
@@ -180,7 +180,7 @@ def test_spandrel_imports_without_torchvision_and_the_stand_in_does_not_leak():
 
     if importlib.util.find_spec("torchvision") is not None:
         pytest.skip("a torchvision is installed here; the stand-in is not used")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=False)
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.strip() == "ok"
 

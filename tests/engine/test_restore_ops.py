@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 import restore_models
+
 from sd_studio.errors import Cancelled, GenerationError
 
 

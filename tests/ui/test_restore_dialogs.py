@@ -2,27 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 from PySide6.QtWidgets import QDialogButtonBox
+from restore_support import damage_synth, restore_models
 
 from sd_studio.document.document import Document
-
-
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(name, Path(__file__).parents[1] / "engine" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault(name, module)
-    spec.loader.exec_module(module)
-    return module
-
-
-damage_synth = _load("damage_synth")
-restore_models = _load("restore_models")
 
 
 @pytest.fixture

@@ -43,5 +43,5 @@ def colorize(image: np.ndarray, model, *, progress=None, cancel=None) -> Restore
     out = cv2.cvtColor(np.ascontiguousarray(np.concatenate([lightness, ab], axis=2)), cv2.COLOR_LAB2RGB)
     if progress is not None:
         progress(Progress("colorizing", 1, 1, message="done"))
-    params = model_parameters("Colorize", model, **{"Colorization": model.name})
+    params = model_parameters("Colorize", model, Colorization=model.name)
     return RestoreResult(image=full_patch(out), region=Bounds(0, 0, w, h), canvas=Extent(w, h), parameters=params)

@@ -64,7 +64,7 @@ class ExpandSettings:
     seed: int | None = None
     device: str = "auto"
 
-    def checked(self, size: Extent) -> "ExpandSettings":
+    def checked(self, size: Extent) -> ExpandSettings:
         """Itself when it fits an image of `size`; GenerationError naming the first problem."""
         m = self.margins
         if min(m.left, m.top, m.right, m.bottom) < 0:

@@ -34,7 +34,11 @@ class HealSettings:
     device: str = "auto"
 
 
-def restore_photo(image: np.ndarray, sensitivity: float = DEFAULT_SENSITIVITY, settings: HealSettings = HealSettings(),
+DEFAULT_HEAL = HealSettings()
+"""The classical fill of the found mask: no model, offline."""
+
+
+def restore_photo(image: np.ndarray, sensitivity: float = DEFAULT_SENSITIVITY, settings: HealSettings = DEFAULT_HEAL,
                   *, eraser=None, progress=None, cancel=None, models=None) -> RestoreResult:
     """Find the scratches and dust of a photo and heal them (see heal)."""
     mask = find_damage(image, sensitivity, progress=progress, cancel=cancel)
@@ -44,7 +48,7 @@ def restore_photo(image: np.ndarray, sensitivity: float = DEFAULT_SENSITIVITY, s
     return result
 
 
-def heal(image: np.ndarray, mask: np.ndarray, settings: HealSettings = HealSettings(), *, eraser=None,
+def heal(image: np.ndarray, mask: np.ndarray, settings: HealSettings = DEFAULT_HEAL, *, eraser=None,
          progress=None, cancel=None, models=None) -> RestoreResult:
     """Every marked pixel of mask refilled by the engine; an RGBA patch over the mask's bounds (alpha = mask)."""
     from sd_studio.engine.region import mask_bounds
@@ -78,7 +82,7 @@ def heal(image: np.ndarray, mask: np.ndarray, settings: HealSettings = HealSetti
 
 def _classical(image, mask, progress, cancel):
     from sd_studio.engine.classical import fill
-    from sd_studio.engine.region import mask_bounds, paste_back, RegionPlan
+    from sd_studio.engine.region import RegionPlan, mask_bounds, paste_back
 
     h, w = mask.shape
     region = mask_bounds(mask).pad(8).intersect(Bounds(0, 0, w, h))
@@ -105,7 +109,6 @@ def _diffusion(image, mask, settings, progress, cancel, models):
     if not settings.model:
         raise GenerationError("The diffusion engine needs a model: pass a hub id, a diffusers folder or a "
                               ".safetensors file.")
-    h, w = mask.shape
     area = mask_bounds(mask)
     patch = np.zeros((area.height, area.width, 4), np.uint8)
     regions = mask_regions(mask, gap=64, max_side=2048)

@@ -16,7 +16,7 @@ def run_image_model(model, rgb: np.ndarray) -> np.ndarray:
     with torch.inference_mode():
         try:
             out = descriptor(tensor)
-        except Exception as exc:  # noqa: BLE001 - out of memory or an input the architecture refuses
+        except Exception as exc:
             from sd_studio.engine.models.devices import is_out_of_memory_error
 
             if is_out_of_memory_error(exc):

@@ -40,7 +40,7 @@ class RefineSettings:
     device: str = "auto"
     precision: str = "auto"
 
-    def checked(self) -> "RefineSettings":
+    def checked(self) -> RefineSettings:
         """Itself when every setting is in range; GenerationError naming the first that is not."""
         if not MIN_STRENGTH <= float(self.strength) <= MAX_STRENGTH:
             raise GenerationError(f"Detail strength must be from {MIN_STRENGTH} to {MAX_STRENGTH}, not {self.strength!r}.")

@@ -8,6 +8,8 @@ import numpy as np
 
 from sd_studio.document.geometry import Bounds, Extent, Point
 
+ORIGIN = Point(0, 0)
+
 
 @dataclass(frozen=True)
 class RestoreResult:
@@ -23,7 +25,7 @@ class RestoreResult:
     canvas: Extent
     parameters: dict = field(default_factory=dict)
     scale: int = 1
-    shift: Point = Point(0, 0)
+    shift: Point = ORIGIN
     mask: np.ndarray | None = None
     """For Expand and Find damage: the mask the operation proposes or used (canvas size, 255 = marked)."""
 

@@ -12,8 +12,8 @@ the output: the only buffers the size of the image are the input and the output 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 

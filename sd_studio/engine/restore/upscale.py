@@ -35,7 +35,7 @@ class UpscaleSettings:
     padding: int = 16
     refine: RefineSettings | None = None
 
-    def checked(self, size: Extent) -> "UpscaleSettings":
+    def checked(self, size: Extent) -> UpscaleSettings:
         """Itself when it fits an image of `size`; GenerationError naming the first problem."""
         if self.factor not in FACTORS:
             raise GenerationError(f"The upscale factor must be one of {', '.join(map(str, FACTORS))}, not {self.factor!r}.")
