@@ -110,18 +110,19 @@ def memory(folder: Path) -> None:
     import restore_models
 
     upscaler = restore_models.save("compact", folder)
-    small = _peak("upscale", 512, str(upscaler))
-    large = _peak("upscale", 1024, str(upscaler))
-    print(f"upscale x4 peak RSS 1024^2 / 512^2: {large / small:.2f} ({large:.0f} MiB vs {small:.0f} MiB; target <= 2)")
-    small = _peak("expand", 512, "")
-    large = _peak("expand", 2048, "")
-    print(f"expand 256 px each side, pre-fill, peak RSS 2048^2 / 512^2: {large / small:.2f} "
-          f"({large:.0f} MiB vs {small:.0f} MiB; target <= 1.5)")
+    _report("upscale x4", "1024^2 / 512^2", _peak("upscale", 1024, str(upscaler)), _peak("upscale", 512, str(upscaler)),
+            2.0)
+    _report("expand 256 px each side, pre-fill,", "2048^2 / 512^2", _peak("expand", 2048, ""), _peak("expand", 512, ""),
+            1.5)
     model = _tiny_sd(folder / "tiny-sd")
-    small = _peak("expand", 512, str(model))
-    large = _peak("expand", 2048, str(model))
-    print(f"expand 256 px each side with diffusion, peak RSS 2048^2 / 512^2: {large / small:.2f} "
-          f"({large:.0f} MiB vs {small:.0f} MiB; target <= 1.5)")
+    _report("expand 256 px each side with diffusion,", "2048^2 / 512^2", _peak("expand", 2048, str(model)),
+            _peak("expand", 512, str(model)), 1.5)
+
+
+def _report(what: str, sizes: str, large: tuple[float, float], small: tuple[float, float], target: float) -> None:
+    """One line: the ratio of peak RSS, with each peak and what the job itself added over the loaded libraries."""
+    print(f"{what} peak RSS {sizes}: {large[0] / small[0]:.2f} ({large[0]:.0f} MiB vs {small[0]:.0f} MiB; the job's "
+          f"own growth over its libraries {large[1]:.0f} MiB vs {small[1]:.0f} MiB; target <= {target:g})")
 
 
 _CHILD = r"""
@@ -133,6 +134,12 @@ import cv2
 job, side, model = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 photo = cv2.resize(scan_of("coffee", scale=1), (side, side), interpolation=cv2.INTER_CUBIC)
 import torch  # both jobs of a pair import the same libraries, so the ratio is about the photo
+import sd_studio.engine.restore.upscale, sd_studio.engine.restore.expand, sd_studio.engine.restore.models
+def rss(field):
+    for line in open("/proc/self/status"):
+        if line.startswith(field):
+            return int(line.split()[1]) / 1024
+before = rss("VmRSS:")
 if job == "upscale":
     from sd_studio.engine.restore.models import load_model
     from sd_studio.engine.restore.upscale import UpscaleSettings, upscale
@@ -142,7 +149,8 @@ else:
     from sd_studio.engine.restore.expand import ExpandSettings, Margins, expand
     settings = ExpandSettings(Margins(256, 256, 256, 256), model=model or None, steps=2, seed=1, device="cpu")
     out = expand(photo, settings).composite_onto(photo)
-print(json.dumps({{"peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "shape": out.shape}}))
+print(json.dumps({{"peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "before_mib": before,
+                  "shape": out.shape}}))
 """
 
 
@@ -152,7 +160,8 @@ def _peak(job: str, side: int, model: str) -> float:
                          cwd=ROOT, env={**os.environ, "HF_HUB_OFFLINE": "1"})
     if out.returncode != 0:
         raise SystemExit(f"{job} {side}: child failed:\n{out.stderr[-3000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])["peak_mib"]
+    figures = json.loads(out.stdout.strip().splitlines()[-1])
+    return figures["peak_mib"], figures["peak_mib"] - figures["before_mib"]
 
 
 def _tiny_sd(folder: Path) -> Path:

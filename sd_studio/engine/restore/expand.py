@@ -163,8 +163,8 @@ def prefill(rgb: np.ndarray, margins: Margins, method: str = "stretch") -> np.nd
         blurred = cv2.GaussianBlur(small, (0, 0), sigma / factor)
         blurred = cv2.resize(blurred, (stretched.shape[1], stretched.shape[0]), interpolation=cv2.INTER_LINEAR)
         distance = _distance_from_photo(stretched.shape[:2], Bounds(m.left, m.top, w, h))
-        weight = np.clip(distance / max(8.0, 2.0 * sigma), 0.0, 1.0)[..., None]
-        filled = np.rint(stretched * (1 - weight) + blurred * weight).astype(np.uint8)
+        weight = np.clip(distance / np.float32(max(8.0, 2.0 * sigma)), 0.0, 1.0, out=distance)
+        filled = cv2.blendLinear(stretched, blurred, 1.0 - weight, weight)
     filled[m.top:m.top + h, m.left:m.left + w] = rgb
     return filled
 

@@ -10,6 +10,9 @@ from sd_studio.document.geometry import Bounds, Extent, Point
 
 ORIGIN = Point(0, 0)
 
+COMPOSE_ROWS = 256
+"""Rows of the patch composed at a time."""
+
 
 @dataclass(frozen=True)
 class RestoreResult:
@@ -36,9 +39,12 @@ class RestoreResult:
         return format_parameters(self.parameters)
 
     def composite_onto(self, source: np.ndarray) -> np.ndarray:
-        """The full result: source (RGB or RGBA) scaled/moved onto the new canvas, the patch over it (RGBA)."""
-        from sd_studio.engine.region import compose_region
+        """The full result: source (RGB or RGBA) scaled/moved onto the new canvas, the patch over it (RGBA; the patch
+        itself when it covers the whole canvas opaquely — copy it before changing it)."""
+        from sd_studio.engine.region import compose
 
+        if self.region == Bounds.from_extent(self.canvas) and bool((self.image[..., 3] == 255).all()):
+            return self.image  # an opaque patch over the whole canvas (Upscale, Colorize) is the result itself
         src = source if source.shape[2] == 4 else np.dstack([source, np.full(source.shape[:2], 255, np.uint8)])
         if self.scale != 1:
             import cv2
@@ -53,7 +59,14 @@ class RestoreResult:
             canvas[rows, cols] = src[placed.y - self.shift.y:placed.bottom - self.shift.y,
                                      placed.x - self.shift.x:placed.right - self.shift.x]
             src = canvas
-        return compose_region(src, self.image, self.region)
+        else:
+            src = src.copy()
+        # Composed in bands of rows: compose's integer temporaries are several times the pixels they cover.
+        for y in range(0, self.region.height, COMPOSE_ROWS):
+            rows = min(COMPOSE_ROWS, self.region.height - y)
+            band = Bounds(self.region.x, self.region.y + y, self.region.width, rows)
+            compose(src[band.slices], self.image[y:y + rows])
+        return src
 
 
 def full_patch(rgb: np.ndarray) -> np.ndarray:
