@@ -18,7 +18,7 @@ import numpy as np
 
 from sd_studio.document.geometry import Bounds, Extent, Point
 from sd_studio.engine.request import Progress
-from sd_studio.engine.restore.result import RestoreResult
+from sd_studio.engine.restore.result import RestoreResult, compose_in_bands
 from sd_studio.errors import GenerationError
 
 PREFILLS = ("stretch", "blur", "navier-stokes")
@@ -105,8 +105,8 @@ def expand(image: np.ndarray, settings: ExpandSettings, *, progress=None, cancel
                                     seed=settings.seed, model=settings.model, engine="diffusion", feather=0,
                                     device=settings.device)
         result = generate_large(request, progress=progress, cancel=cancel, models=models)
-        composed = result.composite_onto(filled)
-        patch[..., :3] = composed[..., :3]
+        patch[..., :3] = filled
+        compose_in_bands(patch[..., :3][result.region.slices], result.images[0])
         patch[..., 3] = mask
         params.update({k: v for k, v in result.parameters[0].items() if k not in ("width", "height")})
         params["Blend band"] = settings.band

@@ -22,6 +22,7 @@ def generate_large(request, *, progress=None, cancel=None, models=None,
     """generate(request), then, when its region was scaled down a lot, each variant refined in tiles at its full size."""
     from sd_studio.engine.generate import default_models, generate
     from sd_studio.engine.restore.refine import RefineSettings, refine_in_tiles
+    from sd_studio.engine.restore.result import compose_in_bands
 
     cache = models if models is not None else default_models()
     result = generate(request, progress=progress, cancel=cancel, models=cache)
@@ -33,7 +34,8 @@ def generate_large(request, *, progress=None, cancel=None, models=None,
         return result
     images, params = [], []
     for i, patch in enumerate(result.images):
-        first = result.composite_onto(request.image, i)[result.region.slices][..., :3]
+        first = np.array(request.image[result.region.slices][..., :3])
+        compose_in_bands(first, patch)
         settings = RefineSettings(model=request.model, prompt=request.prompt, negative_prompt=request.negative_prompt,
                                   strength=refine_strength, steps=request.steps, guidance=request.guidance,
                                   seed=result.seeds[i], scheduler=request.scheduler, device=request.device,

@@ -41,8 +41,6 @@ class RestoreResult:
     def composite_onto(self, source: np.ndarray) -> np.ndarray:
         """The full result: source (RGB or RGBA) scaled/moved onto the new canvas, the patch over it (RGBA; the patch
         itself when it covers the whole canvas opaquely — copy it before changing it)."""
-        from sd_studio.engine.region import compose
-
         if self.region == Bounds.from_extent(self.canvas) and bool((self.image[..., 3] == 255).all()):
             return self.image  # an opaque patch over the whole canvas (Upscale, Colorize) is the result itself
         src = source if source.shape[2] == 4 else np.dstack([source, np.full(source.shape[:2], 255, np.uint8)])
@@ -61,12 +59,18 @@ class RestoreResult:
             src = canvas
         else:
             src = src.copy()
-        # Composed in bands of rows: compose's integer temporaries are several times the pixels they cover.
-        for y in range(0, self.region.height, COMPOSE_ROWS):
-            rows = min(COMPOSE_ROWS, self.region.height - y)
-            band = Bounds(self.region.x, self.region.y + y, self.region.width, rows)
-            compose(src[band.slices], self.image[y:y + rows])
+        compose_in_bands(src[self.region.slices], self.image)
         return src
+
+
+def compose_in_bands(destination: np.ndarray, rgba: np.ndarray) -> np.ndarray:
+    """region.compose (rgba over destination, in place) a band of rows at a time: its integer temporaries are
+    several times the pixels they cover, so a whole-canvas patch would cost several canvases of memory."""
+    from sd_studio.engine.region import compose
+
+    for y in range(0, rgba.shape[0], COMPOSE_ROWS):
+        compose(destination[y:y + COMPOSE_ROWS], rgba[y:y + COMPOSE_ROWS])
+    return destination
 
 
 def full_patch(rgb: np.ndarray) -> np.ndarray:
