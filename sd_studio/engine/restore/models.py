@@ -119,7 +119,7 @@ def load_model(path: str | Path, kind: str, device: str = "auto") -> RestoreMode
     try:
         descriptor = spandrel.ModelLoader().load_from_state_dict(spandrel.canonicalize_state_dict(state))
     except spandrel.UnsupportedModelError:
-        hint = "" if kind != "colorize" and kind != "faces" else _extra_arches_hint()
+        hint = _extra_arches_hint()
         raise ModelError(f"{path.name} is not a model architecture SD Studio can load (spandrel does not "
                          f"recognise it){hint}.") from None
     except Exception as exc:  # noqa: BLE001 - a state dict that matches keys but not shapes
