@@ -26,6 +26,7 @@ $(BIN)/python:
 $(VENV)/.installed-run: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX)) "$(TORCH_SPEC)"
 	$(BIN)/python -m pip install --quiet -e .
+	$(if $(HAS_NVIDIA),$(BIN)/python -m pip install --quiet -e ".[restore]",$(BIN)/python -m pip install --quiet --no-deps "spandrel>=0.4,<0.5" "spandrel-extra-arches>=0.2,<0.3")
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml $(VENV)/.installed-run

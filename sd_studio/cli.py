@@ -16,6 +16,7 @@ SUBCOMMAND_MODULES = (
     "sd_studio.cli_files",
     "sd_studio.cli_generate",
     "sd_studio.cli_models",
+    "sd_studio.cli_restore",
     "sd_studio.cli_backends",
     "sd_studio.cli_mask",
 )

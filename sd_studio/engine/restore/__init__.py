@@ -1,0 +1,1 @@
+"""Restoring old photos with model files the user has: erasers, faces, colour, upscalers, expand (see README)."""
